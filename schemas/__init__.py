@@ -1,1 +1,29 @@
-"""schemas."""
+"""The event contract shared by streamer and aggregator."""
+
+from schemas.event import (
+    FIELD_NAMES,
+    SCHEMA_HEADER,
+    SCHEMA_VERSION,
+    Action,
+    Direction,
+    Event,
+    Kind,
+    SchemaError,
+    decode,
+    encode,
+    from_dict,
+)
+
+__all__ = [
+    "FIELD_NAMES",
+    "SCHEMA_HEADER",
+    "SCHEMA_VERSION",
+    "Action",
+    "Direction",
+    "Event",
+    "Kind",
+    "SchemaError",
+    "decode",
+    "encode",
+    "from_dict",
+]

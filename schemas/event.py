@@ -1,0 +1,153 @@
+"""The versioned event contract between streamer and aggregator (event.v1.json).
+
+Both halves import this module and never each other; a unit test holds the dataclass
+equal to the JSON Schema so kcat users and other languages read the same contract.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import Any, Final
+
+SCHEMA_VERSION: Final = 1
+SCHEMA_HEADER: Final = "bluepulse-schema"
+
+
+class Kind(StrEnum):
+    POST = "post"
+    REPLY = "reply"
+    QUOTE = "quote"
+    MENTION = "mention"
+    LIKE = "like"
+    REPOST = "repost"
+    FOLLOW = "follow"
+    HANDLE = "handle"
+    ACCOUNT = "account"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    DELETE = "delete"
+    UPDATE = "update"
+
+
+class Direction(StrEnum):
+    BY = "by"
+    TO = "to"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One fact concerning one tracked account; (seq, idx) identifies it across replays."""
+
+    seq: int
+    idx: int
+    kind: Kind
+    action: Action
+    direction: Direction
+    subject_did: str
+    actor_did: str
+    time: str
+    uri: str | None = None
+    subject_uri: str | None = None
+    target_did: str | None = None
+    created_at: str | None = None
+    text: str | None = None
+    reply_root: str | None = None
+    quote_uri: str | None = None
+    link_uri: str | None = None
+    handle: str | None = None
+    active: bool | None = None
+    status: str | None = None
+    v: int = SCHEMA_VERSION
+
+
+FIELD_NAMES: Final = tuple(f.name for f in fields(Event))
+_REQUIRED: Final = ("seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time")
+_OPTIONAL_STR: Final = (
+    "uri", "subject_uri", "target_did", "created_at", "text",
+    "reply_root", "quote_uri", "link_uri", "handle", "status",
+)  # fmt: skip
+
+
+class SchemaError(ValueError):
+    """An event that does not follow the contract; `reason` is a short closed-set label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def encode(event: Event) -> bytes:
+    """Compact JSON without nulls: the wire value of a Kafka message or a JSONL line."""
+    body = {k: v for k, v in asdict(event).items() if v is not None}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode(data: bytes | str) -> Event:
+    """Parse and validate one event; raises SchemaError with a closed-set reason."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SchemaError("not_json", str(exc)) from exc
+    if not isinstance(obj, dict):
+        raise SchemaError("not_object")
+    return from_dict(obj)
+
+
+def from_dict(obj: dict[str, Any]) -> Event:
+    version = obj.get("v")
+    if version != SCHEMA_VERSION:
+        raise SchemaError("unknown_version", repr(version))
+    unknown = obj.keys() - set(FIELD_NAMES)
+    if unknown:
+        raise SchemaError("unknown_field", ",".join(sorted(unknown)))
+    missing = [name for name in _REQUIRED if obj.get(name) is None]
+    if missing:
+        raise SchemaError("missing_field", ",".join(missing))
+    try:
+        event = Event(
+            seq=_int(obj["seq"]),
+            idx=_int(obj["idx"]),
+            kind=Kind(obj["kind"]),
+            action=Action(obj["action"]),
+            direction=Direction(obj["direction"]),
+            subject_did=_did(obj["subject_did"]),
+            actor_did=_did(obj["actor_did"]),
+            time=_str(obj["time"]),
+            active=_opt_bool(obj.get("active")),
+            **{name: _opt_str(obj.get(name)) for name in _OPTIONAL_STR},
+        )
+    except (ValueError, TypeError) as exc:
+        raise SchemaError("bad_field", str(exc)) from exc
+    return event
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _did(value: Any) -> str:
+    if not _str(value).startswith("did:"):
+        raise ValueError(f"expected a DID, got {value!r}")
+    return str(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _opt_bool(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise TypeError(f"expected a boolean, got {type(value).__name__}")
