@@ -118,7 +118,7 @@ def from_dict(obj: dict[str, Any]) -> Event:
             actor_did=_did(obj["actor_did"]),
             time=_str(obj["time"]),
             active=_opt_bool(obj.get("active")),
-            **{name: _opt_str(obj.get(name)) for name in _OPTIONAL_STR},
+            **{name: _opt_str(obj.get(name)) for name in _OPTIONAL_STR},  # type: ignore[arg-type]
         )
     except (ValueError, TypeError) as exc:
         raise SchemaError("bad_field", str(exc)) from exc

@@ -1,0 +1,123 @@
+"""Source stage: the websocket to a relay's subscribeRepos, kept alive across failures.
+
+Reconnects with jittered exponential backoff that resets after a healthy connection, resumes
+from the caller's cursor, and closes a socket that stays silent past the receive timeout.
+Frames go to a synchronous handler so the ones that cannot concern us cost no coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlencode
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_PATH: Final = "/xrpc/com.atproto.sync.subscribeRepos"
+FrameHandler = Callable[[bytes], Awaitable[None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(max, initial·factor^attempt)]."""
+        return random.uniform(0, min(self.maximum, self.initial * self.factor**attempt))
+
+
+def subscribe_url(base_url: str, cursor: int | None) -> str:
+    url = base_url.rstrip("/")
+    if not url.endswith(SUBSCRIBE_PATH):
+        url += SUBSCRIBE_PATH
+    return f"{url}?{urlencode({'cursor': cursor})}" if cursor is not None else url
+
+
+class RelaySource:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        receive_timeout: float = 60.0,
+        max_message_bytes: int = 16 * 1024 * 1024,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.receive_timeout = receive_timeout
+        self.max_message_bytes = max_message_bytes
+        self.backoff = backoff or Backoff()
+        self.reconnects = 0
+        self.connections = 0
+        self.connected = False
+        self._received = 0
+        self._unhealthy = False
+        self._busy = False
+        self._ws: ClientConnection | None = None
+
+    def mark_unhealthy(self) -> None:
+        """The handler saw an error frame: this connection must not reset the backoff."""
+        self._unhealthy = True
+
+    async def run(self, handler: FrameHandler, cursor: Callable[[], int | None]) -> None:
+        """Receive forever (until cancelled), reconnecting from `cursor()` after any failure."""
+        attempt = 0
+        while True:
+            url = subscribe_url(self.base_url, cursor())
+            before, self._unhealthy = self._received, False
+            try:
+                await self._session(url, handler)
+                reason = "closed by relay"
+            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            healthy = self._received > before and not self._unhealthy
+            attempt = 0 if healthy else attempt + 1
+            delay = self.backoff.delay(attempt)
+            self.reconnects += 1
+            log.warning("relay connection lost reason=%r retry_in=%.2fs", reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self, url: str, handler: FrameHandler) -> None:
+        async with connect(
+            url, max_size=self.max_message_bytes, compression=None, open_timeout=10,
+            ping_interval=20, ping_timeout=20, close_timeout=2,
+        ) as ws:  # fmt: skip
+            self._ws, self.connected = ws, True
+            self.connections += 1
+            log.info("relay connected url=%s", url)
+            watchdog = asyncio.create_task(self._watch_silence(ws))
+            try:
+                await self._receive(ws, handler)
+            finally:
+                self.connected = False
+                watchdog.cancel()
+
+    async def _receive(self, ws: ClientConnection, handler: FrameHandler) -> None:
+        async for message in ws:
+            self._received += 1
+            pending = handler(message if isinstance(message, bytes) else message.encode())
+            if pending is not None:
+                self._busy = True  # back-pressure is not silence
+                try:
+                    await pending
+                finally:
+                    self._busy = False
+
+    async def _watch_silence(self, ws: ClientConnection) -> None:
+        """Close a socket that delivered nothing for `receive_timeout` seconds."""
+        seen = self._received
+        while True:
+            await asyncio.sleep(self.receive_timeout)
+            if self._received == seen and not self._busy:
+                log.warning("relay silent for %.0fs, reconnecting", self.receive_timeout)
+                await ws.close(code=1000, reason="receive timeout")
+                return
+            seen = self._received

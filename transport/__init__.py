@@ -1,0 +1,1 @@
+"""Transports between streamer and aggregator: in-process queue (bluepulse run) and Kafka."""

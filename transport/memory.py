@@ -1,0 +1,59 @@
+"""In-process transport for `bluepulse run`: a bounded queue with an acknowledgement watermark.
+
+Bounded (put blocks when full: back-pressure, never a drop). Each item is one frame's events,
+so a batch never splits a frame. `wait_done(n)` lets the publisher's flush wait until the
+aggregator has committed everything put before it, which gates the cursor save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from schemas import Event
+
+
+class EventQueue:
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self._queue: asyncio.Queue[Sequence[Event]] = asyncio.Queue(maxsize)
+        self._put = 0
+        self._done = 0
+        self._done_changed = asyncio.Condition()
+
+    @property
+    def put_count(self) -> int:
+        return self._put
+
+    @property
+    def done_count(self) -> int:
+        return self._done
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    async def put(self, events: Sequence[Event]) -> None:
+        await self._queue.put(events)
+        self._put += 1
+
+    async def get_batch(self, max_events: int, wait_seconds: float) -> list[Sequence[Event]]:
+        """Frames' event lists up to about `max_events` events; waits up to `wait_seconds` for the first."""
+        try:
+            first = await asyncio.wait_for(self._queue.get(), wait_seconds)
+        except TimeoutError:
+            return []
+        items, count = [first], len(first)
+        while count < max_events and not self._queue.empty():
+            item = self._queue.get_nowait()
+            items.append(item)
+            count += len(item)
+        return items
+
+    async def mark_done(self, items: int) -> None:
+        """Called by the consumer after the items are committed downstream."""
+        self._done += items
+        async with self._done_changed:
+            self._done_changed.notify_all()
+
+    async def wait_done(self, target: int) -> None:
+        async with self._done_changed:
+            await self._done_changed.wait_for(lambda: self._done >= target)
