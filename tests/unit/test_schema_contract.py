@@ -1,0 +1,82 @@
+"""The Python model and event.v1.json are one contract: held equal here."""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import fields
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from schemas import Action, Direction, Event, Kind, SchemaError, decode, encode
+from schemas.event import _REQUIRED
+
+SCHEMA = json.loads(resources.files("schemas").joinpath("event.v1.json").read_text())
+JSON_TYPES = {int: "integer", str: "string", bool: "boolean"}
+
+
+def _example(kind: Kind) -> Event:
+    return Event(
+        seq=31527015322, idx=0, kind=kind, action=Action.CREATE, direction=Direction.TO,
+        subject_did="did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", actor_did="did:plc:xxxxxxxxxxxxxxxxxxxxxxxx",
+        time="2026-07-04T14:38:07.517Z", uri="at://did:plc:xxxxxxxxxxxxxxxxxxxxxxxx/app.bsky.feed.like/3k",
+        subject_uri="at://did:plc:aaaaaaaaaaaaaaaaaaaaaaaa/app.bsky.feed.post/3j",
+        handle="chu.example.fr" if kind is Kind.HANDLE else None,
+        active=False if kind is Kind.ACCOUNT else None,
+    )  # fmt: skip
+
+
+def test_model_fields_equal_schema_properties() -> None:
+    assert {f.name for f in fields(Event)} == set(SCHEMA["properties"])
+    assert set(_REQUIRED) | {"v"} == set(SCHEMA["required"])
+
+
+def test_model_types_equal_schema_types() -> None:
+    hints = typing.get_type_hints(Event)
+    for name, prop in SCHEMA["properties"].items():
+        hint = hints[name]
+        if "enum" in prop:
+            assert sorted(m.value for m in hint) == sorted(prop["enum"]), name
+            continue
+        if "const" in prop:
+            continue
+        args = typing.get_args(hint) or (hint,)
+        expected = {JSON_TYPES[a] for a in args if a is not type(None)}
+        if type(None) in args:
+            expected.add("null")
+        declared = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+        assert expected == set(declared), name
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_every_kind_encodes_to_a_valid_document_and_back(kind: Kind) -> None:
+    event = _example(kind)
+    wire = encode(event)
+    jsonschema.validate(json.loads(wire), SCHEMA)
+    assert decode(wire) == event
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ({"v": 2}, "unknown_version"),
+        ({"v": 1, "seq": 1}, "missing_field"),
+        ({"v": 1, "extra": 1}, "unknown_field"),
+        ({**json.loads(encode(_example(Kind.LIKE))), "kind": "poke"}, "bad_field"),
+        ({**json.loads(encode(_example(Kind.LIKE))), "seq": "12"}, "bad_field"),
+    ],
+)
+def test_bad_events_are_refused_with_a_reason(doc: dict[str, object], reason: str) -> None:
+    with pytest.raises(SchemaError) as caught:
+        decode(json.dumps(doc))
+    assert caught.value.reason == reason
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, SCHEMA)
+
+
+def test_not_json_is_refused() -> None:
+    with pytest.raises(SchemaError) as caught:
+        decode(b"\xff{")
+    assert caught.value.reason == "not_json"
