@@ -115,6 +115,8 @@ OPTIONS: Final = (
     Option("log_format", "text", _choice("text", "json"), "log format", ("*",)),
 )  # fmt: skip
 _BY_ENV: Final = {o.env: o for o in OPTIONS}
+# Read by scripts/kafka (the development broker) and the test suite, not by the CLI.
+TOOLING_ENV: Final = frozenset({"BLUEPULSE_KAFKA_DIR", "BLUEPULSE_KAFKA_HOME", "BLUEPULSE_KAFKA_PORT"})
 
 
 class ConfigError(ValueError):
@@ -154,7 +156,8 @@ def resolve(command: str, flags: Mapping[str, Any], environ: Mapping[str, str] |
     env = os.environ if environ is None else environ
     problems = [
         f"unknown environment variable {key}" for key in sorted(env)
-        if key.startswith("BLUEPULSE_") and key not in _BY_ENV and not key.startswith("BLUEPULSE_TEST_")
+        if key.startswith("BLUEPULSE_") and key not in _BY_ENV and key not in TOOLING_ENV
+        and not key.startswith("BLUEPULSE_TEST_")
     ]  # fmt: skip
     values: dict[str, Any] = {}
     for option in options_for(command):
