@@ -1,0 +1,194 @@
+"""Capture files: raw relay frames as `[u32 little-endian length][frame]`, zstd if `.zst`.
+
+The format is the fixture's, so recordings and fixtures are interchangeable.
+Reading streams (no size guesses, multi-frame zstd as written by appends); a
+truncated record is our own broken state and fails loudly. Seq rewriting keeps
+the CAR bytes byte-identical: only the body's `seq` value changes.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import cbor2
+import zstandard
+
+_LEN = struct.Struct("<I")
+_CHUNK = 1 << 20
+_SENTINEL = 0xFEEDFACECAFEBEEF  # 9-byte CBOR uint, never a real seq
+
+
+class CaptureError(ValueError):
+    """The capture file is not a valid sequence of length-prefixed frames."""
+
+
+def _is_zst(path: str | Path) -> bool:
+    return str(path).endswith(".zst")
+
+
+def iter_frames(path: str | Path) -> Iterator[bytes]:
+    """Yield each frame of a capture file, streaming."""
+    with open(path, "rb") as raw:
+        stream: IO[bytes] = raw
+        if _is_zst(path):
+            stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        buffer = b""
+        pos = 0
+        while True:
+            chunk = stream.read(_CHUNK)
+            if chunk:
+                buffer = buffer[pos:] + chunk
+                pos = 0
+            while len(buffer) - pos >= 4:
+                (size,) = _LEN.unpack_from(buffer, pos)
+                end = pos + 4 + size
+                if end > len(buffer):
+                    break
+                yield buffer[pos + 4 : end]
+                pos = end
+            if not chunk:
+                if pos != len(buffer):
+                    raise CaptureError(f"{path}: truncated frame at the end of the capture")
+                return
+
+
+def read_frames(path: str | Path) -> list[bytes]:
+    """All frames of a capture file."""
+    return list(iter_frames(path))
+
+
+class CaptureWriter:
+    """Appends frames to a capture file; a `.zst` append adds a new zstd frame."""
+
+    def __init__(self, path: str | Path, *, append: bool = True) -> None:
+        self.path = Path(path)
+        self.count = 0
+        self._file = open(self.path, "ab" if append else "wb")  # noqa: SIM115
+        self._out: IO[bytes] = self._file
+        self._zst: Any = None
+        if _is_zst(path):
+            self._zst = zstandard.ZstdCompressor().stream_writer(self._file, closefd=False)
+            self._out = self._zst
+
+    def write(self, frame: bytes) -> None:
+        """Append one frame byte for byte."""
+        self._out.write(_LEN.pack(len(frame)))
+        self._out.write(frame)
+        self.count += 1
+
+    def flush(self) -> None:
+        """Push buffered bytes to the OS (a zstd block boundary, still one frame)."""
+        if self._zst is not None:
+            self._zst.flush(zstandard.FLUSH_BLOCK)
+        self._file.flush()
+
+    def close(self) -> None:
+        """End the zstd frame and close the file."""
+        if self._zst is not None:
+            self._zst.close()
+            self._zst = None
+        self._file.close()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_frames(path: str | Path, frames: Iterable[bytes]) -> int:
+    """Write (replace) a capture file; returns the number of frames."""
+    with CaptureWriter(path, append=False) as writer:
+        for frame in frames:
+            writer.write(frame)
+        return writer.count
+
+
+def _decode(frame: bytes) -> tuple[Any, Any, int]:
+    """Header, body and the body's start offset, links kept as tag 42."""
+    stream = io.BytesIO(frame)
+    header = cbor2.load(stream)
+    start = stream.tell()
+    body = cbor2.load(stream)
+    return header, body, start
+
+
+def frame_seq(frame: bytes) -> int | None:
+    """The body's `seq`, or None (info/error frames, undecodable bytes)."""
+    try:
+        _, body, _ = _decode(frame)
+    except (cbor2.CBORDecodeError, ValueError, EOFError):
+        return None
+    seq = body.get("seq") if isinstance(body, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+class SeqTemplate:
+    """A frame split around its seq value, so new seqs cost a bytes join.
+
+    DAG-CBOR orders map keys by the keys alone, so the seq value can change
+    width without moving anything but the bytes after it.
+    """
+
+    __slots__ = ("prefix", "seq", "suffix")
+
+    def __init__(self, frame: bytes) -> None:
+        header, body, _ = _decode(frame)
+        if not isinstance(body, dict) or not isinstance(body.get("seq"), int):
+            raise ValueError("frame has no integer body seq")
+        self.seq: int = body["seq"]
+        body["seq"] = _SENTINEL
+        encoded = cbor2.dumps(header, canonical=True) + cbor2.dumps(body, canonical=True)
+        marker = b"\x63seq" + cbor2.dumps(_SENTINEL)
+        at = encoded.rindex(marker) + 4
+        self.prefix = encoded[:at]
+        self.suffix = encoded[at + len(marker) - 4 :]
+
+    def render(self, seq: int) -> bytes:
+        """The frame with `seq` as its body seq."""
+        return self.prefix + cbor2.dumps(seq) + self.suffix
+
+
+def rewrite_seq(frame: bytes, seq: int) -> bytes:
+    """Return the frame with body `seq` replaced; everything else byte-identical."""
+    return SeqTemplate(frame).render(seq)
+
+
+def looped(frames: Sequence[bytes], count: int, first_seq: int) -> list[bytes]:
+    """`count` frames cycling the window with consecutive seqs from `first_seq`."""
+    templates = [SeqTemplate(frame) for frame in frames]
+    if not templates:
+        raise ValueError("cannot loop an empty window")
+    return list(iter_looped(templates, count, first_seq))
+
+
+def iter_looped(templates: Sequence[SeqTemplate], count: int, first_seq: int) -> Iterator[bytes]:
+    """Lazy form of `looped` over precomputed templates."""
+    size = len(templates)
+    for i in range(count):
+        t = templates[i % size]
+        seq = first_seq + i
+        yield t.prefix + _uint(seq) + t.suffix
+
+
+def _uint(n: int) -> bytes:
+    """CBOR unsigned int (major type 0), the hot path of `iter_looped`."""
+    if n < 24:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0x18, n))
+    if n < 0x10000:
+        return b"\x19" + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return b"\x1a" + n.to_bytes(4, "big")
+    return b"\x1b" + n.to_bytes(8, "big")
