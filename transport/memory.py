@@ -19,6 +19,7 @@ class EventQueue:
         self._put = 0
         self._done = 0
         self._done_changed = asyncio.Condition()
+        self._failure: BaseException | None = None
 
     @property
     def put_count(self) -> int:
@@ -54,6 +55,19 @@ class EventQueue:
         async with self._done_changed:
             self._done_changed.notify_all()
 
+    async def fail(self, error: BaseException) -> None:
+        """The consumer died: wake every flush with the error instead of leaving it waiting."""
+        self._failure = error
+        async with self._done_changed:
+            self._done_changed.notify_all()
+
     async def wait_done(self, target: int) -> None:
         async with self._done_changed:
-            await self._done_changed.wait_for(lambda: self._done >= target)
+            await self._done_changed.wait_for(lambda: self._done >= target or self._failure is not None)
+        if self._done < target:
+            message = "the aggregator stopped before committing these events"
+            raise ConsumerFailedError(message) from self._failure
+
+
+class ConsumerFailedError(RuntimeError):
+    """Events were handed over but never committed: the cursor must not move past them."""
