@@ -2,9 +2,11 @@
 
 Runs on undecoded bytes. DAG-CBOR keeps strings as raw bytes, so every DID a frame mentions
 (repo, like/repost subject, reply parent/root, quote, mention, follow subject) is visible as a
-`did:plc:`/`did:web:` token. One regex pass plus set lookups: O(1) in the tracked count.
-A delete carries only a path, so any frame holding a delete op is kept for the remembered-path
-lookup in the records stage.
+`did:plc:`/`did:web:` token. Canonical key order puts `ops` and `repo` before the CAR, so the
+repo is read near the start and only the op records at the CAR's tail are scanned for DIDs,
+not the MST nodes that make up most of a frame. Set lookups keep it O(1) in the tracked count.
+A delete carries only a path: it is kept only when its repo has remembered paths.
+Any layout surprise falls back to scanning the whole frame, never to a skip.
 """
 
 from __future__ import annotations
@@ -16,18 +18,32 @@ from typing import Final
 from streamer.frames import COMMIT_PREFIX
 
 DID_TOKEN: Final = re.compile(rb"did:(?:plc:[a-z2-7]{24}|web:[A-Za-z0-9.\-%:]+)")
-_DELETE_TOKEN: Final = b"\x66delete"  # CBOR text "delete": an op action
 SKIP: Final = 0
 DELETES_ONLY: Final = 1
 MENTIONS: Final = 2
 
+_DELETE: Final = b"\x66delete"  # CBOR text "delete": an op action
+_REPO_KEY: Final = b"\x64repo\x78"  # CBOR text "repo", then a text of 24..255 bytes
+_CID_KEY: Final = b"\x63cid\xd8\x2a\x58\x25\x00"  # "cid": tag 42, 37 bytes, multibase 0x00
+_CID_LEN: Final = 36
+_PATH_KEY_TEXT8: Final = b"\x64path\x78"  # "path", then a text of 24..255 bytes
+_TYPE_KEY: Final = b"\x65$type"
+_POST: Final = b"app.bsky.feed.post"
+_FOLLOW: Final = b"app.bsky.graph.follow"
+_STRONG_REF_SUBJECT: Final = frozenset({b"app.bsky.feed.like", b"app.bsky.feed.repost"})
+_SUBJECT_REF: Final = b"\x67subject\xa2\x63cid\x78"  # subject: {cid: text(24..255), uri: …}
+_URI_KEY_TEXT8: Final = b"\x63uri\x78"
+_SUBJECT_TEXT8: Final = b"\x67subject\x78"  # a follow's subject: a DID text
+
 
 class FrameFilter:
-    """Keeps the tracked DIDs as bytes for the raw scan."""
+    """Tracked DIDs, and repos with remembered paths, as bytes for the raw scan."""
 
-    def __init__(self, tracked_dids: Iterable[str]) -> None:
+    def __init__(self, tracked_dids: Iterable[str], rememberers: Iterable[str] = ()) -> None:
         self._tracked: set[bytes] = {did.encode() for did in tracked_dids}
+        self._rememberers: set[bytes] = {did.encode() for did in rememberers}
         self._findall = DID_TOKEN.findall
+        self._type_needles: dict[bytes, bytes] = {}
 
     def add(self, did: str) -> None:
         self._tracked.add(did.encode())
@@ -35,14 +51,111 @@ class FrameFilter:
     def discard(self, did: str) -> None:
         self._tracked.discard(did.encode())
 
+    def add_rememberer(self, did: str) -> None:
+        """`did` made a like/repost/follow that concerns a tracked account: watch its deletes."""
+        self._rememberers.add(did.encode())
+
     def __len__(self) -> int:
         return len(self._tracked)
 
     def classify(self, frame: bytes) -> int:
         """SKIP when the frame cannot concern a tracked account, DELETES_ONLY when only a
-        delete op could (no tracked DID in it), MENTIONS otherwise."""
+        delete op could (no tracked DID in it), MENTIONS otherwise. Runs for every frame."""
         if not frame.startswith(COMMIT_PREFIX):
             return MENTIONS  # identity/account/sync/info/error frames are small and rare
+        find = frame.find
+        at = find(_REPO_KEY, 16)
+        repo = frame[at + 7 : at + 7 + frame[at + 6]] if at > 0 else b""
+        if not repo.startswith(b"did:"):
+            return self._classify_whole(frame)
+        tracked = self._tracked
+        if repo in tracked:
+            return MENTIONS
+        first = find(_CID_KEY, 16, at)
+        if first < 0:
+            start = len(frame)  # no record in this commit (deletes only)
+        elif find(_CID_KEY, first + 45, at) < 0:
+            subject = self._single_subject(frame, first + 45, at)
+            if subject is not None:
+                if subject in tracked:
+                    return MENTIONS
+                return DELETES_ONLY if repo in self._rememberers and find(_DELETE, 16, at) >= 0 else SKIP
+            start = self._single_record_start(frame, first + 45, at)
+        else:
+            start = self._records_start(frame, at)
+        if start <= at:
+            return self._classify_whole(frame)
+        if not tracked.isdisjoint(self._findall(frame, start)):
+            return MENTIONS
+        if repo in self._rememberers and find(_DELETE, 16, at) >= 0:
+            return DELETES_ONLY
+        return SKIP
+
+    def _single_subject(self, frame: bytes, path_at: int, ops_end: int) -> bytes | None:
+        """The one record's subject DID when that settles it: a like or repost is about its
+        subject post's author, a follow about its subject, other collections (profiles,
+        blocks, lists…) about nobody. Reads ~100 bytes instead of scanning the record.
+        None for posts and whenever the layout is not the expected one."""
+        if not frame.startswith(_PATH_KEY_TEXT8, path_at):
+            return None
+        text_at = path_at + 7
+        slash = frame.find(b"/", text_at, ops_end)
+        collection = frame[text_at:slash]
+        if collection in _STRONG_REF_SUBJECT:
+            ref = frame.rfind(_SUBJECT_REF)
+            if ref < 0:
+                return None
+            uri_at = ref + len(_SUBJECT_REF) + 1 + frame[ref + len(_SUBJECT_REF)]
+            if not frame.startswith(_URI_KEY_TEXT8, uri_at) or not frame.startswith(b"at://", uri_at + 6):
+                return None
+            end = frame.find(b"/", uri_at + 11, uri_at + 6 + frame[uri_at + 5])
+            return frame[uri_at + 11 : end] if end > 0 else None
+        if collection == _FOLLOW:
+            ref = frame.rfind(_SUBJECT_TEXT8)
+            did = frame[ref + 10 : ref + 10 + frame[ref + 9]] if ref > 0 else b""
+            return did if did.startswith(b"did:") else None
+        if collection == _POST or slash < 0:
+            return None
+        return b""  # no event can come of it
+
+    def _single_record_start(self, frame: bytes, path_at: int, ops_end: int) -> int:
+        """Where the one record's top-level `$type` is: the op path names the collection, and
+        canonical key order puts every DID-bearing field (subject, reply, embed, facets) after
+        `$type`; nested `$type`s never name the record's own collection. -1 when unsure."""
+        if not frame.startswith(_PATH_KEY_TEXT8, path_at):
+            return -1
+        text_at = path_at + 7
+        slash = frame.find(b"/", text_at, ops_end)
+        needle = self._type_needles.get(frame[text_at:slash]) if slash > 0 else None
+        if needle is None:
+            if slash < 0 or slash - text_at > 255:
+                return -1
+            needle = self._type_needle(frame[text_at:slash])
+        return frame.rfind(needle)
+
+    def _type_needle(self, collection: bytes) -> bytes:
+        size = len(collection)
+        needle = _TYPE_KEY + (bytes((0x60 + size,)) if size < 24 else bytes((0x78, size))) + collection
+        if len(self._type_needles) < 1024:  # collections are few; never grow without bound
+            self._type_needles[collection] = needle
+        return needle
+
+    def _records_start(self, frame: bytes, ops_end: int) -> int:  # several records
+        """Offset of the first op record in the CAR, len(frame) if none, -1 if unsure."""
+        start = len(frame)
+        at = frame.find(_CID_KEY, 16, ops_end)
+        while at >= 0:
+            cid = frame[at + 9 : at + 9 + _CID_LEN]
+            pos = frame.rfind(cid)
+            # a CAR section is varint + CID (the byte before is a varint, never 0); a 0x00
+            # before means the last copy is a link inside an MST node: be safe, scan all
+            if pos <= ops_end or frame[pos - 1] == 0:
+                return -1
+            start = min(start, pos + _CID_LEN)
+            at = frame.find(_CID_KEY, at + 9 + _CID_LEN, ops_end)
+        return start
+
+    def _classify_whole(self, frame: bytes) -> int:  # the safe, slower way
         if not self._tracked.isdisjoint(self._findall(frame)):
             return MENTIONS
-        return DELETES_ONLY if _DELETE_TOKEN in frame else SKIP
+        return DELETES_ONLY if _DELETE in frame else SKIP

@@ -64,16 +64,49 @@ def decode_envelope(frame: bytes) -> Envelope:
     return Envelope(kind, body)
 
 
-def decode_blocks(body: dict[str, Any]) -> dict[bytes, Any]:
-    """CAR blocks of a commit keyed by CID bytes (the form ops carry their `cid` in)."""
+def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
+    """The CAR blocks whose CID is in `wanted` (the op records), keyed by CID bytes.
+
+    Walks the CAR sections and decodes only those blocks: the MST nodes, most of a frame's
+    bytes, are never decoded.
+    """
     car = body.get("blocks")
     if not isinstance(car, bytes):
         raise FrameError("bad_body", "commit without CAR blocks")
+    found: dict[bytes, Any] = {}
+    size = len(car)
     try:
-        _header, blocks = libipld.decode_car(car)
-    except (ValueError, TypeError, OverflowError) as exc:
+        pos, length = _varint(car, 0)
+        pos += length  # the CAR header
+        while pos < size and len(found) < len(wanted):
+            pos, length = _varint(car, pos)
+            end = pos + length
+            if length < _CID_LEN or end > size:
+                raise FrameError("bad_car", f"section of {length} bytes at {pos} overruns the CAR")
+            cid = car[pos : pos + _CID_LEN]
+            if cid in wanted:
+                found[cid] = libipld.decode_dag_cbor(car[pos + _CID_LEN : end])
+            pos = end
+    except (ValueError, TypeError, OverflowError, IndexError) as exc:
         raise FrameError("bad_car", str(exc)[:120]) from exc
-    return blocks
+    return found
+
+
+_CID_LEN: Final = 36  # CIDv1, dag-cbor or raw, sha2-256: what atproto repos hold
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """(position after, value) of an unsigned LEB128 varint."""
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return pos, value
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
 
 
 def peek_seq(frame: bytes) -> int | None:

@@ -101,7 +101,7 @@ def _commit(
         if not need_records and not ctx.by_tracked:
             continue
         if blocks is None:
-            blocks = decode_blocks(body)
+            blocks = decode_blocks(body, _op_cids(ops))
         record = blocks.get(op.get("cid"))
         if not isinstance(record, dict):
             out.skipped.append("missing_block")
@@ -110,6 +110,10 @@ def _commit(
             _create(ctx, collection, path, record, Action(action))
         except (TypeError, KeyError, AttributeError, ValueError):
             out.skipped.append("bad_record")
+
+
+def _op_cids(ops: list[Any]) -> set[bytes]:
+    return {op["cid"] for op in ops if isinstance(op, dict) and isinstance(op.get("cid"), bytes)}
 
 
 @dataclass(slots=True)

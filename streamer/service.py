@@ -8,6 +8,7 @@ reason and skipped; they never end the stream.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable
 from datetime import datetime
@@ -43,7 +44,8 @@ class Streamer:
         self.stats = stats or StreamerStats()
         self.stats.tracked_accounts = len(tracked)
         self.max_frame_bytes = max_frame_bytes
-        self.filter = FrameFilter(tracked.dids())
+        self.filter = FrameFilter(tracked.dids(), state.rememberers())
+        self._classify = self.filter.classify
         self.source: RelaySource | None = None
         self._last_frame: bytes | None = None
         self._seq_frame: bytes | None = None
@@ -53,16 +55,19 @@ class Streamer:
     # -- hot path ---------------------------------------------------------------------------
     def handle(self, frame: bytes) -> Awaitable[None] | None:
         """Called per frame; returns a coroutine only for frames that may concern us."""
-        stats = self.stats
-        stats.frames += 1
-        if len(frame) > self.max_frame_bytes:
-            stats.frames_skipped["oversized"] += 1
-            return None
-        verdict = self.filter.classify(frame)
-        if verdict == SKIP:
+        self.stats.frames += 1
+        verdict = self._classify(frame)
+        if verdict == SKIP and len(frame) <= self.max_frame_bytes:
             self._last_frame = frame
             return None
-        stats.frames_candidate += 1
+        return self._candidate(frame, verdict)
+
+    def _candidate(self, frame: bytes, verdict: int) -> Awaitable[None] | None:
+        if len(frame) > self.max_frame_bytes:
+            self.stats.frames_skipped["oversized"] += 1
+            self._last_frame = frame
+            return None
+        self.stats.frames_candidate += 1
         return self._process(frame, need_records=verdict == MENTIONS)
 
     async def _process(self, frame: bytes, *, need_records: bool) -> None:
@@ -83,6 +88,7 @@ class Streamer:
             self.stats.ops_skipped[reason] += 1
         for actor, path, memory in result.remember:
             self.state.remember(actor, path, memory)
+            self.filter.add_rememberer(actor)
         if result.events:
             for event in result.events:
                 self.stats.events[(event.kind.value, event.direction.value)] += 1
@@ -144,6 +150,7 @@ class Streamer:
 
     async def run(self, source: RelaySource, checkpoint_interval: float = 1.0) -> None:
         self.source = source
+        gc.freeze()  # start-up objects (tracked sets, registry) leave the collector's scans
         saver = asyncio.create_task(self._checkpoint_loop(checkpoint_interval))
         try:
             await source.run(self.handle, self.resume_cursor)

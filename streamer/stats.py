@@ -48,7 +48,7 @@ class StreamerCollector(Collector):
         skipped = CounterMetricFamily(
             "bluepulse_streamer_frames_skipped", "Frames skipped, by reason.", labels=["reason"]
         )
-        skipped.add_metric(["untracked"], s.frames - s.frames_candidate)
+        skipped.add_metric(["untracked"], s.frames - s.frames_candidate - s.frames_skipped["oversized"])
         for reason, count in sorted(s.frames_skipped.items()):
             skipped.add_metric([reason], count)
         yield skipped

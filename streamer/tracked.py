@@ -58,6 +58,11 @@ class StreamerState:
         ).fetchone()
         return Memory(*row) if row else None
 
+    def rememberers(self) -> list[str]:
+        """Repos with remembered paths: only their deletes can resolve to an event."""
+        rows = self._db.execute("SELECT DISTINCT actor FROM remembered").fetchall()
+        return [row[0] for row in rows] + [actor for actor, _ in self._pending]
+
     def set_handle(self, did: str, handle: str) -> None:
         self._handles[did] = handle
 

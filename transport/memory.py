@@ -14,8 +14,9 @@ from schemas import Event
 
 
 class EventQueue:
-    def __init__(self, maxsize: int = 10_000) -> None:
+    def __init__(self, maxsize: int = 10_000, linger_seconds: float = 0.02) -> None:
         self._queue: asyncio.Queue[Sequence[Event]] = asyncio.Queue(maxsize)
+        self._linger = linger_seconds
         self._put = 0
         self._done = 0
         self._done_changed = asyncio.Condition()
@@ -38,10 +39,17 @@ class EventQueue:
 
     async def get_batch(self, max_events: int, wait_seconds: float) -> list[Sequence[Event]]:
         """Frames' event lists up to about `max_events` events; waits up to `wait_seconds` for the first."""
-        try:
-            first = await asyncio.wait_for(self._queue.get(), wait_seconds)
-        except TimeoutError:
-            return []
+        if self._queue.empty():
+            try:
+                first = await asyncio.wait_for(self._queue.get(), wait_seconds)
+            except TimeoutError:
+                return []
+            if self._linger and self._queue.qsize() < max_events:
+                # events trickle in one frame at a time: waking the consumer per frame costs
+                # more than the frame itself; gather a batch first
+                await asyncio.sleep(self._linger)
+        else:
+            first = self._queue.get_nowait()
         items, count = [first], len(first)
         while count < max_events and not self._queue.empty():
             item = self._queue.get_nowait()

@@ -127,7 +127,7 @@ async def test_each_kind_of_bad_input_is_counted_by_reason(tmp_path: Path) -> No
     s = FrameScript()
     post = s.post(A, "x")
     good_like = s.like(X, post)
-    s.create(X, "app.bsky.feed.like", {"subject": {"uri": 7, "cid": "c"}, "via": A})
+    s.create(X, "app.bsky.feed.like", {"subject": {"uri": 7, "cid": "c", "owner": A}})
     s.commit(A, [("create", "app.bsky.feed.like/3kbad", None)])  # op without a block
     like_frame = s.frames[1]
     wrong_type = libipld.encode_dag_cbor({"t": "#bogus", "op": 1}) + libipld.encode_dag_cbor({"a": A})

@@ -35,6 +35,8 @@ class Decoder:
                 env, TRACKED, lambda a, p: self.memory.get((a, p)), need_records=verdict == MENTIONS
             )
             self.memory.update({(a, p): m for a, p, m in res.remember})
+            for actor, _, _ in res.remember:
+                self.filter.add_rememberer(actor)
             events.extend(res.events)
         return events
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import Direction, Event
-from streamer.filter import MENTIONS, SKIP, FrameFilter
+from streamer.filter import DELETES_ONLY, DID_TOKEN, MENTIONS, SKIP, FrameFilter
 from streamer.frames import decode_envelope
 from streamer.records import Memory, frame_events
 
@@ -21,11 +21,11 @@ def _decode_all(frames: list[bytes], tracked: set[str]) -> list[Event]:
         if verdict == SKIP:
             continue
         env = decode_envelope(frame)
-        result = frame_events(
-            env, tracked, lambda a, p: memory.get((a, p)), need_records=verdict == MENTIONS
-        )
+        result = frame_events(env, tracked, lambda a, p: memory.get((a, p)), need_records=verdict == MENTIONS)
         assert result.skipped == []
         memory.update({(a, p): m for a, p, m in result.remember})
+        for actor, _, _ in result.remember:
+            flt.add_rememberer(actor)
         events.extend(result.events)
     return events
 
@@ -76,8 +76,8 @@ def test_frames_are_skipped_without_decoding_when_nobody_is_tracked(
 ) -> None:
     flt = FrameFilter(["did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"])
     verdicts = [flt.classify(f) for f in real_frames]
-    # only non-commit frames (identity, account) and frames holding a delete op survive
-    assert verdicts.count(SKIP) == 150 - 2 - 4
+    # only non-commit frames (identity, account) survive: no repo has remembered paths
+    assert verdicts.count(SKIP) == 150 - 2
     assert _decode_all(real_frames, {"did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"}) == []
 
 
@@ -94,3 +94,26 @@ def test_engagement_to_a_tracked_post_is_found_in_other_repos(
     assert to_events
     assert all(e.subject_did == author and e.actor_did != author for e in to_events)
     assert liked[0] in {e.subject_uri for e in to_events}
+
+
+def test_the_bounded_scan_never_skips_a_frame_with_events(real_frames: list[bytes]) -> None:
+    """Every DID of every real frame, tracked alone: the fast path keeps each frame that
+    yields an event (DIDs it may skip sit before a record's $type: `via`, `text`)."""
+    with_events = 0
+    for frame in real_frames:
+        env = decode_envelope(frame)
+        for did in {d.decode() for d in DID_TOKEN.findall(frame)}:
+            if frame_events(env, {did}, lambda a, p: None).events:
+                assert FrameFilter([did]).classify(frame) == MENTIONS, (did, env.body.get("ops"))
+                with_events += 1
+    assert with_events > 250
+
+
+def test_a_delete_is_kept_only_for_repos_with_remembered_paths(real_frames: list[bytes]) -> None:
+    deleters = [f for f in real_frames if b"\x66delete" in f]
+    assert len(deleters) == 4
+    repo = decode_envelope(deleters[0]).body["repo"]
+    flt = FrameFilter(["did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"])
+    assert flt.classify(deleters[0]) == SKIP
+    flt.add_rememberer(repo)
+    assert flt.classify(deleters[0]) == DELETES_ONLY
