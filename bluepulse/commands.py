@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import logging
 import sys
+import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -79,4 +81,69 @@ async def cmd_record(config: Config) -> int:
         raise CommandError("bluepulse record needs --out FILE")
     count: Any = await record(config.relay, config.out, cursor=config.cursor, limit=config.limit)
     log.info("recorded frames=%s file=%s", count, config.out)
+    return 0
+
+
+async def cmd_run(config: Config) -> int:
+    from bluepulse.run_app import Pipeline
+
+    registry = CollectorRegistry()
+    pipeline = Pipeline(config, registry)
+    serve_metrics(config, registry)
+    await pipeline.run()
+    return 0
+
+
+async def cmd_aggregator(config: Config) -> int:
+    from aggregator.service import Aggregator
+    from bluepulse.kafka_app import kafka_source
+    from bluepulse.run_app import open_store, snapshot_path, track_lag
+
+    if not config.kafka:
+        raise CommandError("bluepulse aggregator needs --kafka HOST:PORT (bluepulse run needs no broker)")
+    store = open_store(config, load_accounts(config.accounts))
+    try:
+        source = await kafka_source(config, lambda: {n: p.next_offset for n, p in store.positions().items()})
+        aggregator = Aggregator(
+            store, source, snapshot_path=snapshot_path(config.db), snapshot_interval=config.snapshot_interval
+        )
+        registry = CollectorRegistry()
+        from aggregator.exposition import register_aggregator_metrics
+
+        register_aggregator_metrics(registry, store, aggregator.stats)
+        serve_metrics(config, registry)
+        lag = asyncio.create_task(track_lag(source, aggregator.stats))
+        try:
+            await aggregator.run()
+        finally:
+            lag.cancel()
+            await source.close()
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_sql(config: Config) -> int:
+    from aggregator.report import render
+    from aggregator.sql import QueryError, QueryRefusedError, run_readonly_query
+    from bluepulse.run_app import snapshot_path
+
+    snapshot = snapshot_path(config.db)
+    try:
+        try:
+            columns, rows = run_readonly_query(config.db, config.query)
+        except QueryError as exc:
+            if "holds it" not in str(exc) or not snapshot.exists():
+                raise
+            age = time.time() - snapshot.stat().st_mtime
+            print(
+                f"(the aggregator is writing {config.db}: reading its snapshot, {age:.0f} s old)",
+                file=sys.stderr,
+            )
+            columns, rows = run_readonly_query(snapshot, config.query)
+    except QueryRefusedError as exc:
+        raise CommandError(f"query refused: {exc}") from exc
+    except QueryError as exc:
+        raise CommandError(f"query failed: {exc}") from exc
+    print(render(columns, rows, config.format))
     return 0

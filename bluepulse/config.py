@@ -79,9 +79,9 @@ PIPE: Final = ("run", "streamer", "aggregator", "demo")
 KAFKA: Final = ("streamer", "aggregator")
 OPTIONS: Final = (
     Option("relay", "wss://bsky.network", str, "relay base URL", ("run", "streamer", "record")),
-    Option("accounts", Path("accounts.csv"), Path, "tracked accounts CSV", ("run", "streamer", "accounts", "demo")),
-    Option("state_dir", Path("data"), Path, "streamer state (cursor, memory)", ("run", "streamer", "demo")),
-    Option("db", Path("data/bluepulse.duckdb"), Path, "DuckDB file", ("run", "aggregator", "sql", "demo")),
+    Option("accounts", Path("accounts.csv"), Path, "tracked accounts CSV", ("run", "streamer", "aggregator", "accounts")),
+    Option("state_dir", Path("data"), Path, "streamer state (cursor, memory); demo: data/demo", ("run", "streamer", "demo")),
+    Option("db", Path("data/bluepulse.duckdb"), Path, "DuckDB file; demo: <state-dir>/bluepulse.duckdb", ("run", "aggregator", "sql")),
     Option("metrics_host", "127.0.0.1", str, "address /metrics binds to", PIPE),
     Option("metrics_port", 9464, _port, "/metrics port (0 = off)", PIPE),
     Option("out", None, Path, "output file (streamer: events as JSON lines; record: frames)", ("streamer", "record")),
@@ -104,6 +104,8 @@ OPTIONS: Final = (
     Option("capture", None, Path, "capture file of raw frames", ("relay",)),
     Option("host", "127.0.0.1", str, "address to bind", ("relay",)),
     Option("port", 0, _port, "port to bind (0 = any free)", ("relay", "demo")),
+    Option("demo_rate", 300.0, _positive, "frames/s the demo day is played at", ("demo",)),
+    Option("demo_scale", 1.0, _positive, "volume of the generated demo day", ("demo",)),
     Option("rate", None, lambda t: float(t) if t else None, "frames/s to play (default: all at once)", ("relay",)),
     Option("loop", False, _bool, "replay the capture forever", ("relay",)),
     Option("drop_every", None, _opt_int, "fault: drop connections every N frames", ("relay",)),

@@ -1,0 +1,115 @@
+"""Arrow tables for the store: one table per batch and target, handed to DuckDB as columns.
+
+DuckDB's executemany inserts ~1k rows/s; an Arrow table scanned by one grouped
+INSERT … SELECT runs two orders of magnitude faster. Times are epoch microseconds
+(UTC) turned into Arrow timestamps without a zone, i.e. DuckDB TIMESTAMP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
+from typing import Final
+
+import pyarrow as pa
+
+from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS, Deltas, HandleChange, StatusChange
+from schemas import Event
+
+_US: Final = pa.timestamp("us")
+_SECONDS: Final = pa.timestamp("s")
+_TEXT_FIELDS: Final = (
+    "kind", "action", "direction", "subject_did", "actor_did", "uri", "subject_uri",
+    "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri", "handle",
+    "status",
+)  # fmt: skip
+EVENT_COLUMNS: Final = (
+    "seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time", "uri",
+    "subject_uri", "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri",
+    "handle", "active", "status", "v", "partition", "ingested_at",
+)  # fmt: skip
+
+
+def _stamp(values: Iterable[int | None], unit: pa.DataType = _US) -> pa.Array:
+    return pa.array(list(values), pa.int64()).cast(unit)
+
+
+def _column(events: Sequence[Event], name: str, kind: pa.DataType) -> pa.Array:
+    return pa.array(list(map(attrgetter(name), events)), kind)
+
+
+def events_table(
+    events: Sequence[Event], partitions: Sequence[str], times_us: Sequence[int], ingested_us: int
+) -> pa.Table:
+    """The event log rows of a batch, columns in EVENT_COLUMNS order."""
+    arrays = {name: _column(events, name, pa.string()) for name in _TEXT_FIELDS}
+    arrays["seq"] = _column(events, "seq", pa.int64())
+    arrays["idx"] = _column(events, "idx", pa.int32())
+    arrays["time"] = _stamp(times_us)
+    arrays["active"] = _column(events, "active", pa.bool_())
+    arrays["v"] = _column(events, "v", pa.int16())
+    arrays["partition"] = pa.array(partitions, pa.string())
+    arrays["ingested_at"] = _stamp([ingested_us] * len(events))
+    return pa.table({name: arrays[name] for name in EVENT_COLUMNS})
+
+
+def _counter_table(rows: dict[tuple[str, int], list[int]], key: str, names: tuple[str, ...]) -> pa.Table:
+    keys = list(rows)
+    values = list(zip(*rows.values(), strict=True)) if rows else [()] * len(names)
+    data: dict[str, pa.Array] = {
+        key: pa.array([k[0] for k in keys], pa.string()),
+        "bucket": _stamp((k[1] for k in keys), _SECONDS),
+    }
+    for name, column in zip(names, values, strict=True):
+        data[name] = pa.array(column, pa.int64())
+    return pa.table(data)
+
+
+def account_table(deltas: Deltas) -> pa.Table:
+    """(did, bucket, *ACCOUNT_COUNTERS) per minute bucket touched by the batch."""
+    return _counter_table(deltas.account, "did", ACCOUNT_COUNTERS)
+
+
+def post_table(deltas: Deltas) -> pa.Table:
+    """(uri, bucket, did, *POST_COUNTERS) per post and minute bucket touched by the batch."""
+    table = _counter_table(deltas.post, "uri", POST_COUNTERS)
+    owners = pa.array([deltas.post_owner[k[0]] for k in deltas.post], pa.string())
+    return table.add_column(2, "did", owners)
+
+
+def posts_table(deltas: Deltas) -> pa.Table:
+    states = list(deltas.posts.values())
+    return pa.table({
+        "uri": pa.array([s.uri for s in states], pa.string()),
+        "did": pa.array([s.did for s in states], pa.string()),
+        "created_at": _stamp(s.created_us for s in states),
+        "text": pa.array([s.text for s in states], pa.string()),
+        "reply_parent": pa.array([s.reply_parent for s in states], pa.string()),
+        "reply_root": pa.array([s.reply_root for s in states], pa.string()),
+        "quote_uri": pa.array([s.quote_uri for s in states], pa.string()),
+        "link_uri": pa.array([s.link_uri for s in states], pa.string()),
+        "first_seen": _stamp(s.seen_us for s in states),
+        "deleted": pa.array([s.deleted for s in states], pa.bool_()),
+        "deleted_at": _stamp(s.deleted_us for s in states),
+    })  # fmt: skip
+
+
+def handles_table(changes: Sequence[HandleChange]) -> pa.Table:
+    return pa.table({
+        "did": pa.array([c.did for c in changes], pa.string()),
+        "time": _stamp(c.time_us for c in changes),
+        "seq": pa.array([c.seq for c in changes], pa.int64()),
+        "idx": pa.array([c.idx for c in changes], pa.int32()),
+        "handle": pa.array([c.handle for c in changes], pa.string()),
+    })  # fmt: skip
+
+
+def statuses_table(changes: Sequence[StatusChange]) -> pa.Table:
+    return pa.table({
+        "did": pa.array([c.did for c in changes], pa.string()),
+        "time": _stamp(c.time_us for c in changes),
+        "seq": pa.array([c.seq for c in changes], pa.int64()),
+        "idx": pa.array([c.idx for c in changes], pa.int32()),
+        "active": pa.array([c.active for c in changes], pa.bool_()),
+        "status": pa.array([c.status for c in changes], pa.string()),
+    })  # fmt: skip

@@ -1,0 +1,188 @@
+"""Expose stage: /metrics read from the store at scrape time, so Grafana equals SQL.
+
+Per-account series are labelled by handle and category (a few thousand accounts at most);
+posts never get a label of their own: the hottest posts of the last hour are exposed by
+rank, with the URI in a bounded info metric.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+import duckdb
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from aggregator import signals
+from aggregator.stats import AggregatorStats
+from aggregator.store import Store
+
+log = logging.getLogger(__name__)
+
+# (column of account_totals, metric name, help): counters that only grow
+ACCOUNT_COUNTERS: Final = (
+    ("posts_created", "posts", "Posts (incl. replies, quotes) created by the account."),
+    ("posts_deleted", "posts_deleted", "Posts the account deleted."),
+    ("likes_given", "likes_received", "Likes received, before un-likes."),
+    ("unlikes", "unlikes_received", "Likes withdrawn from the account's posts."),
+    ("reposts_given", "reposts_received", "Reposts received, before un-reposts."),
+    ("unreposts", "unreposts_received", "Reposts withdrawn."),
+    ("replies", "replies_received", "Replies to the account's posts."),
+    ("quotes", "quotes_received", "Quotes of the account's posts."),
+    ("mentions", "mentions_received", "Mentions of the account."),
+    ("follows_gained", "follows_gained", "Follows of the account."),
+    ("follows_lost", "follows_lost", "Unfollows of the account."),
+)
+# (column, metric name, help): net values, exactly the SQL view's numbers
+ACCOUNT_GAUGES: Final = (
+    ("posts", "posts_net", "Posts minus deleted posts (account_totals.posts)."),
+    ("likes", "likes_net", "Likes received net of un-likes (account_totals.likes)."),
+    ("reposts", "reposts_net", "Reposts received net of un-reposts (account_totals.reposts)."),
+    ("followers", "followers", "Follower baseline, when known."),
+)
+TOP_K: Final = 10
+
+
+class StoreCollector(Collector):
+    """Reads the store through its own cursor (scrapes come from the HTTP thread)."""
+
+    def __init__(self, store: Store, version: Callable[[], int], signals_ttl: float = 15.0) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._signals_ttl = signals_ttl
+        self._version = version  # changes whenever a batch commits
+        self._signals: tuple[float, int, signals.Signals] | None = None
+
+    def collect(self) -> Iterator[Any]:
+        with self._lock:
+            try:
+                con = self._store.cursor()
+                try:
+                    yield from self._accounts(con)
+                    yield from self._hot_posts(con)
+                    yield from self._signal_metrics(con)
+                finally:
+                    con.close()
+            except duckdb.Error as exc:  # a scrape must never take the process down
+                log.warning("store metrics unavailable: %s", exc)
+
+    def _accounts(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+        columns = ", ".join(c for c, _, _ in ACCOUNT_COUNTERS + ACCOUNT_GAUGES)
+        rows = con.execute(
+            f"SELECT did, coalesce(handle, did), coalesce(category, ''), {columns} "
+            "FROM account_totals ORDER BY did"
+        ).fetchall()
+        window = dict(
+            con.execute("SELECT did, interactions FROM account_window WHERE \"window\" = '1h'").fetchall()
+        )
+        families = [_family(CounterMetricFamily, name, doc) for _, name, doc in ACCOUNT_COUNTERS]
+        families += [_family(GaugeMetricFamily, name, doc) for _, name, doc in ACCOUNT_GAUGES]
+        engagement = _family(GaugeMetricFamily, "engagement_1h", "Interactions received, last hour.")
+        for did, handle, category, *values in rows:
+            labels = [handle, category]
+            for family, value in zip(families, values, strict=True):
+                if value is not None:
+                    family.add_metric(labels, float(value))
+            engagement.add_metric(labels, float(window.get(did) or 0))
+        yield from families
+        yield engagement
+
+    def _hot_posts(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+        rows = con.execute(
+            "SELECT uri, coalesce(handle, did), interactions FROM hot_posts LIMIT ?", [TOP_K]
+        ).fetchall()
+        value = GaugeMetricFamily(
+            "bluepulse_hot_post_interactions_1h", "Interactions in the last hour of the post at this rank.",
+            labels=["rank"],
+        )  # fmt: skip
+        info = InfoMetricFamily(
+            "bluepulse_hot_post", "Which post holds each rank of the last hour.", labels=["rank"]
+        )
+        for rank, (uri, handle, interactions) in enumerate(rows, start=1):
+            value.add_metric([str(rank)], float(interactions))
+            info.add_metric([str(rank)], {"uri": uri, "account": handle})
+        yield value
+        yield info
+
+    def _signal_metrics(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+        now = time.monotonic()
+        version = self._version()
+        cached = self._signals
+        if cached is None or cached[1] != version or now - cached[0] > self._signals_ttl:
+            cached = self._signals = (now, version, signals.compute(con))
+        s = cached[2]
+        labels = dict(con.execute("SELECT did, coalesce(handle, did) FROM accounts").fetchall())
+        series = (
+            ("viral_ratio", "Hottest post's last-hour interactions / usual per-post interactions.",
+             {d: v[2] for d, v in s.viral.items()}),
+            ("hottest_post_interactions_1h", "Last-hour interactions of the account's hottest post.",
+             {d: v[1] for d, v in s.viral.items()}),
+            ("activity_ratio", "Posts+reposts last hour / hourly baseline of 30 days.", s.activity_ratio),
+            ("posts_1h", "Posts created in the last hour.", s.posts_1h),
+            ("reposts_made_1h", "Reposts made in the last hour.", s.reposts_1h),
+            ("deletes_1h", "Records deleted in the last hour.", s.deletes_1h),
+            ("odd_hour_posts_1h", "Posts in the last hour at an hour of day unused for 30 days.",
+             s.odd_hour_posts_1h),
+            ("novel_reposts_24h", "Reposts (24 h) of authors never engaged with before.",
+             s.novel_reposts_24h),
+            ("handle_changes_24h", "Handle changes in the last 24 hours.", s.handle_changes_24h),
+            ("status_changes_24h", "Account status changes in the last 24 hours.", s.status_changes_24h),
+            ("active", "1 when the account is active on the network.", s.active),
+        )  # fmt: skip
+        for name, doc, values in series:
+            family = GaugeMetricFamily(f"bluepulse_account_{name}", doc, labels=["account"])
+            for did, handle in sorted(labels.items()):
+                family.add_metric([handle], float(values.get(did, 0.0)))
+            yield family
+
+
+class PipelineCollector(Collector):
+    def __init__(self, stats: AggregatorStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Any]:
+        s = self._stats
+        yield _plain(CounterMetricFamily, "events_applied", "Events committed to DuckDB.", s.events_applied)
+        yield _plain(CounterMetricFamily, "events_replayed", "Replayed events dropped.", s.events_replayed)
+        yield _plain(CounterMetricFamily, "batches", "Transactions committed.", s.batches)
+        yield _plain(CounterMetricFamily, "batch_seconds", "Time in transactions.", s.batch_seconds_sum)
+        yield _plain(GaugeMetricFamily, "last_batch_seconds", "Last transaction time.", s.batch_seconds_last)
+        skipped = CounterMetricFamily(
+            "bluepulse_aggregator_messages_skipped", "Messages not decodable, by reason.", labels=["reason"]
+        )
+        for reason, count in sorted(s.messages_skipped.items()):
+            skipped.add_metric([reason], count)
+        yield skipped
+        if s.last_seq is not None:
+            yield _plain(GaugeMetricFamily, "last_seq", "Highest firehose seq committed.", s.last_seq)
+        lag = s.lag_seconds()
+        if lag is not None:
+            yield _plain(GaugeMetricFamily, "lag_seconds", "Now minus newest event time.", lag)
+        consumer_lag = GaugeMetricFamily(
+            "bluepulse_aggregator_consumer_lag", "Kafka messages behind, by partition.",
+            labels=["partition"],
+        )  # fmt: skip
+        for partition, behind in sorted(s.lag_by_partition.items()):
+            consumer_lag.add_metric([partition], behind)
+        yield consumer_lag
+        if s.snapshot_time is not None:
+            yield _plain(GaugeMetricFamily, "snapshot_time_seconds", "When the SQL snapshot was written.",
+                         s.snapshot_time)  # fmt: skip
+
+
+def register_aggregator_metrics(registry: CollectorRegistry, store: Store, stats: AggregatorStats) -> None:
+    registry.register(StoreCollector(store, lambda: stats.batches))
+    registry.register(PipelineCollector(stats))
+
+
+def _family(cls: Any, name: str, doc: str) -> Any:
+    return cls(f"bluepulse_account_{name}", doc, labels=["account", "category"])
+
+
+def _plain(cls: Any, name: str, doc: str, value: float) -> Any:
+    return cls(f"bluepulse_aggregator_{name}", doc, value=value)

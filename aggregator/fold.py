@@ -1,0 +1,193 @@
+"""Fold stage: a batch of events → counter deltas grouped by table key (pure, no I/O).
+
+Grouping inside the batch lets the store upsert each key once (one DuckDB
+`INSERT … ON CONFLICT` that holds a key twice keeps only one row). Replays never reach
+the fold: `drop_replayed` removes events at or below a partition's (seq, idx) watermark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Final
+
+from aggregator.timeparse import MINUTE_US, parse_time_us, parse_times_us
+from schemas import Action, Direction, Event, Kind
+
+# Net flows (posts, likes, reposts, *_made) may go down; the gross counters (posts_created,
+# likes_given, unlikes, reposts_given, unreposts, …) only grow, for Prometheus `_total`s.
+ACCOUNT_COUNTERS: Final = (
+    "posts", "posts_deleted", "reposts_made", "likes_made", "follows_made", "deletes",
+    "likes", "reposts", "replies", "quotes", "mentions", "follows_gained", "follows_lost",
+    "posts_created", "likes_given", "unlikes", "reposts_given", "unreposts",
+)  # fmt: skip
+POST_COUNTERS: Final = ("likes", "reposts", "replies", "quotes")
+POST_KINDS: Final = frozenset({Kind.POST, Kind.REPLY, Kind.QUOTE})
+
+Watermark = tuple[int, int]
+# (account counter updates, post counter update or None), each update = (column index, delta)
+Rule = tuple[tuple[tuple[int, int], ...], tuple[int, int] | None]
+
+
+def _rules() -> dict[tuple[str, str, str], Rule]:
+    a = {name: i for i, name in enumerate(ACCOUNT_COUNTERS)}
+    p = {name: i for i, name in enumerate(POST_COUNTERS)}
+    by, to, create, delete = Direction.BY, Direction.TO, Action.CREATE, Action.DELETE
+    rules: dict[tuple[str, str, str], Rule] = {}
+    for kind in POST_KINDS:
+        rules[by, kind, create] = (((a["posts"], 1), (a["posts_created"], 1)), None)
+        rules[by, kind, delete] = (
+            ((a["posts"], -1), (a["posts_deleted"], 1), (a["deletes"], 1)),
+            None,
+        )
+    for kind, made in ((Kind.REPOST, "reposts_made"), (Kind.LIKE, "likes_made"),
+                       (Kind.FOLLOW, "follows_made")):  # fmt: skip
+        rules[by, kind, create] = (((a[made], 1),), None)
+        rules[by, kind, delete] = (((a[made], -1), (a["deletes"], 1)), None)
+    for kind, name, gross, undone in ((Kind.LIKE, "likes", "likes_given", "unlikes"),
+                                      (Kind.REPOST, "reposts", "reposts_given", "unreposts")):  # fmt: skip
+        rules[to, kind, create] = (((a[name], 1), (a[gross], 1)), (p[name], 1))
+        rules[to, kind, delete] = (((a[name], -1), (a[undone], 1)), (p[name], -1))
+    for kind, name in ((Kind.REPLY, "replies"), (Kind.QUOTE, "quotes")):
+        rules[to, kind, create] = (((a[name], 1),), (p[name], 1))
+    rules[to, Kind.MENTION, create] = (((a["mentions"], 1),), None)
+    rules[to, Kind.FOLLOW, create] = (((a["follows_gained"], 1),), None)
+    rules[to, Kind.FOLLOW, delete] = (((a["follows_lost"], 1),), None)
+    return rules
+
+
+RULES: Final = _rules()
+_STATEFUL: Final = POST_KINDS | {Kind.HANDLE, Kind.ACCOUNT}
+_SUBJECT: Final = attrgetter("subject_did")
+
+
+@dataclass(slots=True)
+class PostState:
+    """Last known state of a tracked account's post within the batch (last event wins)."""
+
+    uri: str
+    did: str
+    seen_us: int
+    created_us: int | None = None
+    text: str | None = None
+    reply_parent: str | None = None
+    reply_root: str | None = None
+    quote_uri: str | None = None
+    link_uri: str | None = None
+    deleted: bool = False
+    deleted_us: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandleChange:
+    did: str
+    time_us: int
+    seq: int
+    idx: int
+    handle: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    did: str
+    time_us: int
+    seq: int
+    idx: int
+    active: bool | None
+    status: str | None
+
+
+@dataclass(slots=True)
+class Deltas:
+    """Everything one batch changes, keyed like the store's tables; buckets in epoch seconds."""
+
+    account: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    post: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    post_owner: dict[str, str] = field(default_factory=dict)
+    posts: dict[str, PostState] = field(default_factory=dict)
+    handles: list[HandleChange] = field(default_factory=list)
+    statuses: list[StatusChange] = field(default_factory=list)
+    dids: set[str] = field(default_factory=set)
+    times_us: list[int] = field(default_factory=list)
+    bad_times: int = 0
+
+
+def drop_replayed(
+    events: Sequence[Event], watermark: Watermark | None
+) -> tuple[list[Event], int, Watermark | None]:
+    """(kept, dropped, new watermark): keeps events strictly above the running (seq, idx) max."""
+    kept: list[Event] = []
+    high = watermark
+    for event in events:
+        key = (event.seq, event.idx)
+        if high is not None and key <= high:
+            continue
+        kept.append(event)
+        high = key
+    return kept, len(events) - len(kept), high
+
+
+def fold(events: Sequence[Event], *, fallback_us: int) -> Deltas:
+    """Group the batch's effects by key; an unparsable `time` falls back to `fallback_us`."""
+    out = Deltas()
+    out.times_us, out.bad_times = parse_times_us([e.time for e in events], fallback_us)
+    out.dids.update(map(_SUBJECT, events))
+    rules, stateful = RULES, _STATEFUL
+    for event, time_us in zip(events, out.times_us, strict=True):
+        rule = rules.get((event.direction, event.kind, event.action))
+        if rule is not None:
+            _count(out, event, time_us // MINUTE_US * 60, rule)
+        if event.kind in stateful:
+            _remember(out, event, time_us)
+    return out
+
+
+def _count(out: Deltas, event: Event, minute: int, rule: Rule) -> None:
+    account_updates, post_update = rule
+    key = (event.subject_did, minute)
+    row = out.account.get(key)
+    if row is None:
+        row = out.account[key] = [0] * len(ACCOUNT_COUNTERS)
+    for column, delta in account_updates:
+        row[column] += delta
+    uri = event.subject_uri
+    if post_update is None or uri is None:
+        return
+    prow = out.post.get((uri, minute))
+    if prow is None:
+        prow = out.post[uri, minute] = [0] * len(POST_COUNTERS)
+        out.post_owner.setdefault(uri, event.subject_did)
+    prow[post_update[0]] += post_update[1]
+
+
+def _remember(out: Deltas, event: Event, time_us: int) -> None:
+    """Post states, handle and status changes: the few events whose content is kept."""
+    if event.kind in POST_KINDS:
+        if event.direction == Direction.BY:
+            _post_state(out, event, time_us)
+    elif event.kind == Kind.HANDLE:
+        out.handles.append(HandleChange(event.subject_did, time_us, event.seq, event.idx, event.handle))
+    else:
+        out.statuses.append(StatusChange(
+            event.subject_did, time_us, event.seq, event.idx, event.active, event.status
+        ))  # fmt: skip
+
+
+def _post_state(out: Deltas, event: Event, time_us: int) -> None:
+    if event.uri is None:
+        return
+    state = out.posts.get(event.uri)
+    if state is None:
+        state = out.posts[event.uri] = PostState(event.uri, event.subject_did, time_us)
+    if event.action == Action.DELETE:
+        state.deleted, state.deleted_us = True, time_us
+        return
+    state.deleted, state.deleted_us = False, None
+    state.text = event.text
+    state.reply_parent = event.subject_uri
+    state.reply_root = event.reply_root
+    state.quote_uri = event.quote_uri
+    state.link_uri = event.link_uri
+    if state.created_us is None and event.created_at is not None:
+        state.created_us = parse_time_us(event.created_at, {})

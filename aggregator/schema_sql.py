@@ -1,0 +1,107 @@
+"""Store schema: the DDL of each schema version and the migration runner.
+
+A file's `schema_version` table says which migrations ran; opening a file written by a
+newer version fails with one clear message instead of guessing (invariant 1: our own
+broken state fails loudly). All times are TIMESTAMP in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import duckdb
+
+from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS
+
+STORE_SCHEMA_VERSION: Final = 1
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message says why and what to do."""
+
+
+def _counters(names: tuple[str, ...]) -> str:
+    return ", ".join(f"{name} BIGINT NOT NULL DEFAULT 0" for name in names)
+
+
+_ACCOUNT_COLUMNS: Final = _counters(ACCOUNT_COUNTERS)
+_POST_COLUMNS: Final = _counters(POST_COUNTERS)
+
+_V1: Final = (
+    """CREATE TABLE events (
+        seq BIGINT NOT NULL, idx INTEGER NOT NULL, kind VARCHAR NOT NULL,
+        action VARCHAR NOT NULL, direction VARCHAR NOT NULL, subject_did VARCHAR NOT NULL,
+        actor_did VARCHAR NOT NULL, time TIMESTAMP NOT NULL, uri VARCHAR, subject_uri VARCHAR,
+        target_did VARCHAR, created_at VARCHAR, text VARCHAR, reply_root VARCHAR,
+        quote_uri VARCHAR, link_uri VARCHAR, handle VARCHAR, active BOOLEAN, status VARCHAR,
+        v SMALLINT NOT NULL, partition VARCHAR NOT NULL, ingested_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE accounts (
+        did VARCHAR PRIMARY KEY, handle VARCHAR, name VARCHAR, category VARCHAR,
+        region VARCHAR, followers BIGINT, active BOOLEAN, status VARCHAR,
+        handle_changed_at TIMESTAMP, status_changed_at TIMESTAMP)""",
+    *(
+        f"CREATE TABLE account_{level} (did VARCHAR NOT NULL, bucket TIMESTAMP NOT NULL, "
+        f"{_ACCOUNT_COLUMNS}, PRIMARY KEY (did, bucket))"
+        for level in ("minutes", "hours", "days")
+    ),
+    """CREATE TABLE posts (
+        uri VARCHAR PRIMARY KEY, did VARCHAR NOT NULL, created_at TIMESTAMP, text VARCHAR,
+        reply_parent VARCHAR, reply_root VARCHAR, quote_uri VARCHAR, link_uri VARCHAR,
+        first_seen TIMESTAMP NOT NULL, deleted BOOLEAN NOT NULL DEFAULT false,
+        deleted_at TIMESTAMP)""",
+    *(
+        f"CREATE TABLE post_{level} (uri VARCHAR NOT NULL, bucket TIMESTAMP NOT NULL, "
+        f"did VARCHAR NOT NULL, {_POST_COLUMNS}, PRIMARY KEY (uri, bucket))"
+        for level in ("minutes", "days")
+    ),
+    """CREATE TABLE handle_history (did VARCHAR NOT NULL, time TIMESTAMP NOT NULL,
+        seq BIGINT NOT NULL, idx INTEGER NOT NULL, handle VARCHAR)""",
+    """CREATE TABLE status_history (did VARCHAR NOT NULL, time TIMESTAMP NOT NULL,
+        seq BIGINT NOT NULL, idx INTEGER NOT NULL, active BOOLEAN, status VARCHAR)""",
+    """CREATE TABLE positions (partition VARCHAR PRIMARY KEY, next_offset BIGINT,
+        seq BIGINT, idx BIGINT)""",
+    "CREATE TABLE clock (id INTEGER PRIMARY KEY, newest_event TIMESTAMP)",
+    "INSERT INTO clock VALUES (1, NULL)",
+)
+
+# version -> statements that take a file from version - 1 to version
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1}
+
+
+def file_version(con: duckdb.DuckDBPyConnection) -> int:
+    """0 for a fresh file; otherwise the highest version recorded in schema_version."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version' AND schema_name = 'main'"
+    ).fetchone()
+    if not found or not found[0]:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, path: str) -> int:
+    """Bring the file to STORE_SCHEMA_VERSION in one transaction; returns the old version."""
+    version = file_version(con)
+    if version > STORE_SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: written by store schema version {version}, but this bluepulse knows "
+            f"versions up to {STORE_SCHEMA_VERSION}; upgrade bluepulse or use another --db file"
+        )
+    if version == STORE_SCHEMA_VERSION:
+        return version
+    con.begin()
+    try:
+        if version == 0:
+            con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, "
+                        "applied_at TIMESTAMP NOT NULL)")  # fmt: skip
+        for step in range(version + 1, STORE_SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                con.execute(statement)
+            now = datetime.now(UTC).replace(tzinfo=None)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [step, now])
+        con.commit()
+    except duckdb.Error as exc:
+        con.rollback()
+        raise StoreError(f"{path}: migration from schema version {version} failed: {exc}") from exc
+    return version

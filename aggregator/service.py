@@ -1,0 +1,105 @@
+"""The aggregator loop: consume → fold → store, then acknowledge; periodic snapshot and upkeep.
+
+Invariant: a batch is acknowledged to its source (releasing the streamer's cursor) only after
+DuckDB committed it; a failed transaction stops the aggregator without advancing anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from aggregator.consume import BatchSource, SourceBatch
+from aggregator.stats import AggregatorStats
+from aggregator.store import ApplyResult, PartitionBatch, Store
+
+log = logging.getLogger(__name__)
+
+
+class Aggregator:
+    def __init__(
+        self,
+        store: Store,
+        source: BatchSource,
+        *,
+        stats: AggregatorStats | None = None,
+        snapshot_path: Path | None = None,
+        snapshot_interval: float = 10.0,
+        maintenance_interval: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.stats = stats or AggregatorStats()
+        self.snapshot_path = snapshot_path
+        self.snapshot_interval = snapshot_interval
+        self.maintenance_interval = maintenance_interval
+        self._next_snapshot = 0.0
+        self._next_maintenance = time.monotonic() + maintenance_interval
+        self._dirty = True
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from `run` (never cancel a DuckDB write)."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        while not self._stopping:
+            await self.step()
+
+    async def step(self) -> int:
+        """One batch (or an idle tick); returns the events applied."""
+        batch = await self.source.next_batch()
+        applied = await self.apply(batch) if batch is not None else 0
+        await self._upkeep()
+        return applied
+
+    async def apply(self, batch: SourceBatch) -> int:
+        partitions = {
+            name: PartitionBatch(batch.events.get(name, ()), batch.next_offsets.get(name))
+            for name in batch.events.keys() | batch.next_offsets.keys()
+        }
+        started = time.perf_counter()
+        writing = asyncio.ensure_future(asyncio.to_thread(self.store.apply, partitions))
+        try:
+            result = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            # never abandon a transaction half-way: let it finish, acknowledge it, then stop
+            await asyncio.wait({writing})
+            if not writing.cancelled() and writing.exception() is None:
+                await self._committed(batch, writing.result(), started)
+            raise
+        await self._committed(batch, result, started)
+        return result.applied
+
+    async def _committed(self, batch: SourceBatch, result: ApplyResult, started: float) -> None:
+        self.stats.record_batch(result, batch.skipped, time.perf_counter() - started)
+        await self.source.ack(batch)
+        self._dirty = True
+
+    async def drain(self, idle_batches: int = 2) -> None:
+        """Apply what is left (shutdown): stop after `idle_batches` empty polls in a row."""
+        idle = 0
+        while idle < idle_batches:
+            idle = idle + 1 if await self.step() == 0 else 0
+        await self.snapshot()
+
+    async def snapshot(self) -> None:
+        if self.snapshot_path is None or not self._dirty:
+            return
+        started = time.perf_counter()
+        await asyncio.to_thread(self.store.snapshot, self.snapshot_path)
+        self._dirty = False
+        self.stats.snapshot_seconds = time.perf_counter() - started
+        self.stats.snapshot_time = time.time()
+
+    async def _upkeep(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_snapshot:
+            self._next_snapshot = now + self.snapshot_interval
+            await self.snapshot()
+        if now >= self._next_maintenance:
+            self._next_maintenance = now + self.maintenance_interval
+            result = await asyncio.to_thread(self.store.maintain)
+            log.info("store maintenance %s", result)

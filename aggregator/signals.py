@@ -1,0 +1,104 @@
+"""Viral-post and account-takeover indicators, computed from the store for the alert rules.
+
+Everything is relative to the store clock (newest applied event), like the views, so a
+replayed capture raises the same signals it raised live. One query per indicator family,
+each returning one row per tracked account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import duckdb
+
+_NOW: Final = "(SELECT newest_event FROM clock WHERE id = 1)"
+
+# Last-hour interactions of each account's hottest post vs its usual interactions per post
+# over the previous 30 days (at least 1, so a first post with 20 likes still stands out).
+_VIRAL: Final = f"""
+WITH hot AS (
+    SELECT did, uri, sum(likes + reposts + replies + quotes) AS recent
+    FROM post_minutes WHERE bucket > {_NOW} - INTERVAL 1 HOUR GROUP BY did, uri),
+best AS (SELECT did, arg_max(uri, recent) AS uri, max(recent) AS recent FROM hot GROUP BY did),
+usual AS (
+    SELECT did, avg(likes + reposts + replies + quotes) AS per_post
+    FROM top_posts WHERE created_at > {_NOW} - INTERVAL 30 DAY GROUP BY did)
+SELECT b.did, b.uri, b.recent, b.recent / greatest(coalesce(u.per_post, 0), 1.0)
+FROM best b LEFT JOIN usual u USING (did)"""
+
+# Posts+reposts in the last hour vs the account's hourly average over the previous 30 days.
+_RATES: Final = f"""
+WITH recent AS (
+    SELECT did, sum(posts + posts_deleted) AS posts, sum(reposts_made) AS reposts,
+        sum(deletes) AS deletes
+    FROM account_minutes WHERE bucket > {_NOW} - INTERVAL 1 HOUR GROUP BY did),
+base AS (
+    SELECT did, sum(posts + posts_deleted) / (30 * 24.0) AS posts_per_hour,
+        sum(reposts_made) / (30 * 24.0) AS reposts_per_hour
+    FROM account_buckets
+    WHERE bucket > {_NOW} - INTERVAL 30 DAY AND bucket <= {_NOW} - INTERVAL 1 HOUR GROUP BY did)
+SELECT r.did, r.posts, r.reposts, r.deletes,
+    (r.posts + r.reposts) / greatest(coalesce(b.posts_per_hour + b.reposts_per_hour, 0), 0.1)
+FROM recent r LEFT JOIN base b USING (did)"""
+
+# Posts in the last hour at an hour of day (UTC) when the account had not posted in 30 days.
+_ODD_HOURS: Final = f"""
+WITH recent AS (
+    SELECT subject_did AS did, hour(time) AS h, count(*) AS n FROM events
+    WHERE direction = 'by' AND kind IN ('post', 'repost') AND action = 'create'
+      AND time > {_NOW} - INTERVAL 1 HOUR GROUP BY ALL),
+usual AS (
+    SELECT DISTINCT subject_did AS did, hour(time) AS h FROM events
+    WHERE direction = 'by' AND kind IN ('post', 'repost') AND action = 'create'
+      AND time > {_NOW} - INTERVAL 30 DAY AND time <= {_NOW} - INTERVAL 1 HOUR)
+SELECT r.did, sum(r.n) FROM recent r ANTI JOIN usual u ON u.did = r.did AND u.h = r.h
+GROUP BY r.did"""
+
+# Reposts in the last 24 h of authors the account never engaged with before.
+_NOVEL_REPOSTS: Final = f"""
+WITH recent AS (
+    SELECT subject_did AS did, target_did FROM events
+    WHERE direction = 'by' AND kind = 'repost' AND action = 'create'
+      AND time > {_NOW} - INTERVAL 24 HOUR AND target_did IS NOT NULL),
+known AS (
+    SELECT DISTINCT subject_did AS did, target_did FROM events
+    WHERE direction = 'by' AND target_did IS NOT NULL AND time <= {_NOW} - INTERVAL 24 HOUR)
+SELECT r.did, count(*) FROM recent r ANTI JOIN known k ON k.did = r.did AND k.target_did = r.target_did
+GROUP BY r.did"""
+
+_IDENTITY: Final = f"""
+SELECT a.did,
+    (SELECT count(*) FROM handle_history h WHERE h.did = a.did AND h.time > {_NOW} - INTERVAL 24 HOUR),
+    (SELECT count(*) FROM status_history s WHERE s.did = a.did AND s.time > {_NOW} - INTERVAL 24 HOUR),
+    coalesce(a.active, true)
+FROM accounts a"""
+
+
+@dataclass(slots=True)
+class Signals:
+    viral: dict[str, tuple[str, float, float]] = field(default_factory=dict)  # uri, recent, ratio
+    posts_1h: dict[str, float] = field(default_factory=dict)
+    reposts_1h: dict[str, float] = field(default_factory=dict)
+    deletes_1h: dict[str, float] = field(default_factory=dict)
+    activity_ratio: dict[str, float] = field(default_factory=dict)
+    odd_hour_posts_1h: dict[str, float] = field(default_factory=dict)
+    novel_reposts_24h: dict[str, float] = field(default_factory=dict)
+    handle_changes_24h: dict[str, float] = field(default_factory=dict)
+    status_changes_24h: dict[str, float] = field(default_factory=dict)
+    active: dict[str, float] = field(default_factory=dict)
+
+
+def compute(con: duckdb.DuckDBPyConnection) -> Signals:
+    s = Signals()
+    for did, uri, recent, ratio in con.execute(_VIRAL).fetchall():
+        s.viral[did] = (uri, float(recent), float(ratio))
+    for did, posts, reposts, deletes, ratio in con.execute(_RATES).fetchall():
+        s.posts_1h[did], s.reposts_1h[did] = float(posts), float(reposts)
+        s.deletes_1h[did], s.activity_ratio[did] = float(deletes), float(ratio)
+    s.odd_hour_posts_1h = {d: float(n) for d, n in con.execute(_ODD_HOURS).fetchall()}
+    s.novel_reposts_24h = {d: float(n) for d, n in con.execute(_NOVEL_REPOSTS).fetchall()}
+    for did, handles, statuses, active in con.execute(_IDENTITY).fetchall():
+        s.handle_changes_24h[did], s.status_changes_24h[did] = float(handles), float(statuses)
+        s.active[did] = 1.0 if active else 0.0
+    return s

@@ -1,0 +1,105 @@
+"""Stable views for ad-hoc SQL (`bluepulse sql`), recreated by the writer at every open.
+
+The leading columns of each view are a promise; new columns are only appended. Windows
+are relative to the store clock (`clock.newest_event` = newest applied event time), so a
+replayed capture answers as it did live and tests are deterministic. A bucket counts in
+a window when its start lies in (now - span, now]: precise to the minute for data in
+`account_minutes` (the last hours), to the hour in `account_hours`, to the day beyond.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS
+
+WINDOWS: Final = {"1h": "1 HOUR", "24h": "24 HOUR", "7d": "7 DAY", "30d": "30 DAY", "90d": "90 DAY"}
+_LEADING: Final = ("posts", "likes", "reposts", "replies", "quotes", "follows_gained",
+                   "follows_lost")  # fmt: skip
+_TRAILING: Final = ("mentions", "posts_created", "posts_deleted", "likes_given", "unlikes",
+                     "reposts_given", "unreposts", "deletes", "reposts_made", "likes_made",
+                     "follows_made")  # fmt: skip
+_INTERACTIONS: Final = "{p}likes + {p}reposts + {p}replies + {p}quotes"
+
+
+def _coalesced(prefix: str, names: tuple[str, ...]) -> str:
+    return ", ".join(f"coalesce({prefix}{n}, 0)::BIGINT AS {n}" for n in names)
+
+
+def _rate(interactions: str) -> str:
+    return f"({interactions})::DOUBLE / nullif(a.followers, 0) AS interaction_rate"
+
+
+_ACCOUNT_BUCKETS: Final = """CREATE OR REPLACE VIEW account_buckets AS
+SELECT 'minute' AS level, * FROM account_minutes
+UNION ALL SELECT 'hour' AS level, * FROM account_hours
+UNION ALL SELECT 'day' AS level, * FROM account_days"""
+
+_SUMS: Final = ", ".join(f"sum(b.{n}) AS {n}" for n in ACCOUNT_COUNTERS)
+
+_ACCOUNT_TOTALS: Final = f"""CREATE OR REPLACE VIEW account_totals AS
+WITH c AS (SELECT b.did, {_SUMS} FROM account_buckets b GROUP BY b.did)
+SELECT a.did, a.handle, a.name, {_coalesced("c.", _LEADING)}, {_coalesced("c.", _TRAILING)},
+    coalesce({_INTERACTIONS.format(p="c.")}, 0)::BIGINT AS interactions,
+    a.category, a.region, a.followers, a.active, a.status
+FROM accounts a LEFT JOIN c ON c.did = a.did"""
+
+_SPANS: Final = ", ".join(
+    f"('{name}', INTERVAL {span}, {order})" for order, (name, span) in enumerate(WINDOWS.items())
+)
+_ACCOUNT_WINDOW: Final = f"""CREATE OR REPLACE VIEW account_window AS
+WITH n AS (SELECT newest_event AS now FROM clock WHERE id = 1),
+spans AS (SELECT * FROM (VALUES {_SPANS}) t(name, span, ord)),
+sums AS (
+    SELECT b.did, s.name, {_SUMS}
+    FROM account_buckets b, spans s, n
+    WHERE b.bucket > n.now - s.span AND b.bucket <= n.now
+    GROUP BY b.did, s.name),
+w AS (
+    SELECT a.did, s.name, s.ord, a.followers, n.now - s.span AS window_start,
+        n.now AS window_end, {_coalesced("x.", ACCOUNT_COUNTERS)}
+    FROM accounts a CROSS JOIN spans s CROSS JOIN n
+    LEFT JOIN sums x ON x.did = a.did AND x.name = s.name)
+SELECT a.did, a.name AS "window", {", ".join("a." + c for c in _LEADING)},
+    {_INTERACTIONS.format(p="a.")} AS interactions, {", ".join("a." + c for c in _TRAILING)},
+    {_rate(_INTERACTIONS.format(p="a."))}, a.window_start, a.window_end
+FROM w a
+ORDER BY a.did, a.ord"""
+
+_POST_INTERACTIONS: Final = _INTERACTIONS.format(p="c.")
+_POST_SUMS: Final = ", ".join(f"sum(m.{n})::BIGINT AS {n}" for n in POST_COUNTERS)
+
+_POST_BUCKETS: Final = """CREATE OR REPLACE VIEW post_buckets AS
+SELECT 'minute' AS level, * FROM post_minutes
+UNION ALL SELECT 'day' AS level, * FROM post_days"""
+
+_TOP_POSTS: Final = f"""CREATE OR REPLACE VIEW top_posts AS
+WITH k AS (SELECT m.uri, any_value(m.did) AS did, {_POST_SUMS}, max(m.bucket) AS last_bucket
+    FROM post_buckets m GROUP BY m.uri),
+c AS (
+    SELECT coalesce(k.uri, p.uri) AS uri, coalesce(k.did, p.did) AS did,
+        coalesce(k.likes, 0) AS likes, coalesce(k.reposts, 0) AS reposts,
+        coalesce(k.replies, 0) AS replies, coalesce(k.quotes, 0) AS quotes, k.last_bucket
+    FROM k FULL JOIN posts p ON p.uri = k.uri)
+SELECT c.uri, c.did, p.created_at, p.text, c.likes, c.reposts, c.replies, c.quotes,
+    {_POST_INTERACTIONS} AS interactions, {_rate(_POST_INTERACTIONS)},
+    a.handle, coalesce(p.deleted, false) AS deleted, c.last_bucket
+FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts a ON a.did = c.did
+ORDER BY interactions DESC, c.uri"""
+
+_HOT_POSTS: Final = f"""CREATE OR REPLACE VIEW hot_posts AS
+WITH n AS (SELECT newest_event AS now FROM clock WHERE id = 1),
+c AS (
+    SELECT m.uri, m.did, {_POST_SUMS}
+    FROM post_minutes m, n
+    WHERE m.bucket > n.now - INTERVAL 1 HOUR AND m.bucket <= n.now
+    GROUP BY m.uri, m.did)
+SELECT c.uri, c.did, p.created_at, p.text, c.likes, c.reposts, c.replies, c.quotes,
+    {_POST_INTERACTIONS} AS interactions, {_rate(_POST_INTERACTIONS)}, a.handle
+FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts a ON a.did = c.did
+ORDER BY interactions DESC, c.uri"""
+
+VIEWS: Final = (_ACCOUNT_BUCKETS, _ACCOUNT_TOTALS, _ACCOUNT_WINDOW, _POST_BUCKETS, _TOP_POSTS,
+                _HOT_POSTS)  # fmt: skip
+VIEW_NAMES: Final = ("account_totals", "account_window", "top_posts", "hot_posts", "events",
+                     "account_buckets", "post_buckets")  # fmt: skip

@@ -1,0 +1,138 @@
+"""`bluepulse run` end to end: relay emulator → streamer → queue → aggregator → DuckDB + /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import duckdb
+
+from relay.emulator import RelayEmulator
+from relay.script import FrameScript
+from tests.integration.harness import ACCOUNTS, A, B, X, Y
+
+TOTALS_SQL = (
+    "SELECT did, handle, posts, likes, reposts, replies, quotes, follows_gained, follows_lost "
+    "FROM account_totals ORDER BY did"
+)
+
+
+def scenario() -> FrameScript:
+    s = FrameScript()
+    post_a, post_b = s.post(A, "Vaccination"), s.post(B, "Canicule")
+    likes = [s.like(actor, post_a) for actor in (X, Y)]
+    s.delete(likes[0])  # un-like
+    s.like(X, post_b)
+    reposts = [s.repost(X, post_a), s.repost(Y, post_b)]
+    s.delete(reposts[1])  # un-repost
+    s.post(X, "merci", reply_to=post_a)
+    s.post(Y, "voir", quote=post_b, mentions=(A,))
+    follows = [s.follow(X, A), s.follow(Y, A), s.follow(X, B)]
+    s.delete(follows[1])  # unfollow
+    extra = s.post(A, "à supprimer")
+    s.like(Y, extra)
+    s.delete(extra)  # the author deletes: posts go down, the like stays
+    s.handle(A, "chu-nouveau.fr")
+    s.status(B, False, "deactivated")
+    s.like(X, f"at://{Y}/app.bsky.feed.post/3kzz")  # concerns nobody tracked
+    return s
+
+
+EXPECTED = [
+    # did, handle, posts, likes, reposts, replies, quotes, follows_gained, follows_lost
+    (A, "chu-nouveau.fr", 1, 2, 1, 1, 0, 2, 1),
+    (B, "ars.fr", 1, 1, 0, 0, 1, 1, 0),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_accounts(path: Path) -> Path:
+    lines = ["did,handle,name,category"] + [f"{a.did},{a.handle},{a.name},{a.category}" for a in ACCOUNTS]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class RunProcess:
+    """`bluepulse run` as a real process, as a user starts it."""
+
+    def __init__(self, tmp: Path, relay_url: str, port: int) -> None:
+        self.db = tmp / "bluepulse.duckdb"
+        self.port = port
+        self.argv = [
+            sys.executable, "-m", "bluepulse.cli", "run", "--relay", relay_url,
+            "--accounts", str(write_accounts(tmp / "accounts.csv")), "--state-dir", str(tmp / "state"),
+            "--db", str(self.db), "--metrics-port", str(port), "--checkpoint-interval", "0.1",
+            "--snapshot-interval", "0.2",
+        ]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tmp / "run.log"
+
+    def start(self) -> RunProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    async def wait_metric(self, needle: str, timeout: float = 20.0) -> str:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    text = await asyncio.to_thread(self.metrics)
+                    if needle in text:
+                        return text
+                except OSError:
+                    pass
+                assert self.proc is not None
+                assert self.proc.poll() is None, self.log.read_text()
+                await asyncio.sleep(0.1)
+
+
+def sample(metrics: str, name: str, account: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + "{") and f'account="{account}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} for {account} not exposed")
+
+
+async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: Path) -> None:
+    s = scenario()
+    async with RelayEmulator() as relay:
+        run = RunProcess(tmp_path, relay.url, free_port()).start()
+        await run.wait_metric("bluepulse_streamer_frames_received_total")
+        async with asyncio.timeout(20):
+            await relay.wait_for_connections(1)
+        for frame in s.frames:
+            relay.publish(frame)
+        await run.wait_metric(f"bluepulse_streamer_last_seq {float(s.seq)}")  # all flushed = committed
+        metrics = await run.wait_metric(f"bluepulse_aggregator_last_seq {float(s.seq - 1)}")
+        assert run.stop() == 0
+    assert sample(metrics, "bluepulse_account_likes_net", "chu-nouveau.fr") == 2
+    assert sample(metrics, "bluepulse_account_follows_gained_total", "chu-nouveau.fr") == 2
+    assert sample(metrics, "bluepulse_account_quotes_received_total", "ars.fr") == 1
+    assert sample(metrics, "bluepulse_account_active", "ars.fr") == 0
+    assert sample(metrics, "bluepulse_account_handle_changes_24h", "chu-nouveau.fr") == 1
+    with duckdb.connect(str(run.db), read_only=True) as con:
+        assert con.execute(TOTALS_SQL).fetchall() == EXPECTED
+        mentions = con.execute("SELECT mentions FROM account_totals WHERE did = ?", [A]).fetchone()
+    assert mentions == (1,)
+    assert (tmp_path / "state" / "cursor").read_text().strip() == str(s.seq)
