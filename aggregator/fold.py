@@ -7,7 +7,7 @@ the fold: `drop_replayed` removes events at or below a partition's (seq, idx) wa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Final
@@ -58,6 +58,22 @@ def _rules() -> dict[tuple[str, str, str], Rule]:
 
 
 RULES: Final = _rules()
+# A post deleted that the store never saw created (made before tracking began): it is a
+# delete (takeover signals count it) but must not push the post count below what was seen.
+_UNSEEN_POST_DELETE: Final[Rule] = (
+    ((ACCOUNT_COUNTERS.index("posts_deleted"), 1), (ACCOUNT_COUNTERS.index("deletes"), 1)),
+    None,
+)
+
+
+def deleted_post_uris(events: Sequence[Event]) -> set[str]:
+    """URIs of the posts a batch deletes: the store says which of them it has seen."""
+    return {
+        e.uri for e in events
+        if e.action == Action.DELETE and e.direction == Direction.BY and e.kind in POST_KINDS and e.uri
+    }  # fmt: skip
+
+
 _STATEFUL: Final = POST_KINDS | {Kind.HANDLE, Kind.ACCOUNT}
 _SUBJECT: Final = attrgetter("subject_did")
 
@@ -128,19 +144,33 @@ def drop_replayed(
     return kept, len(events) - len(kept), high
 
 
-def fold(events: Sequence[Event], *, fallback_us: int) -> Deltas:
-    """Group the batch's effects by key; an unparsable `time` falls back to `fallback_us`."""
+def fold(events: Sequence[Event], *, fallback_us: int, seen_posts: Collection[str] | None = None) -> Deltas:
+    """Group the batch's effects by key; an unparsable `time` falls back to `fallback_us`.
+
+    `seen_posts`: posts the store knows were created (None: treat every deleted post as seen).
+    """
     out = Deltas()
+    created: set[str] = set()
     out.times_us, out.bad_times = parse_times_us([e.time for e in events], fallback_us)
     out.dids.update(map(_SUBJECT, events))
     rules, stateful = RULES, _STATEFUL
     for event, time_us in zip(events, out.times_us, strict=True):
         rule = rules.get((event.direction, event.kind, event.action))
+        if seen_posts is not None and event.kind in POST_KINDS and event.direction == Direction.BY:
+            rule = _post_rule(event, rule, seen_posts, created)
         if rule is not None:
             _count(out, event, time_us // MINUTE_US * 60, rule)
         if event.kind in stateful:
             _remember(out, event, time_us)
     return out
+
+
+def _post_rule(event: Event, rule: Rule | None, seen: Collection[str], created: set[str]) -> Rule | None:
+    if event.action != Action.DELETE:
+        created.add(event.uri or "")
+        return rule
+    known = event.uri in seen or event.uri in created
+    return rule if known else _UNSEEN_POST_DELETE
 
 
 def _count(out: Deltas, event: Event, minute: int, rule: Rule) -> None:

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from aggregator import columns
-from aggregator.fold import Deltas, Watermark, drop_replayed, fold
+from aggregator.fold import Deltas, Watermark, deleted_post_uris, drop_replayed, fold
 from aggregator.maintenance import MaintenanceResult, run_maintenance
 from aggregator.schema_sql import StoreError, migrate
 from aggregator.snapshot import write_snapshot
@@ -148,7 +148,7 @@ class Store:
         with self._lock:
             plan = self._plan(batches)
             ingested_us = datetime_to_us(datetime.now(UTC))
-            deltas = fold(plan.events, fallback_us=ingested_us)
+            deltas = fold(plan.events, fallback_us=ingested_us, seen_posts=self._seen_posts(plan.events))
             tables = self._tables(plan, deltas, ingested_us)
             self._transaction(lambda: write_batch(self._con, tables))
             self._positions.update(plan.positions)
@@ -161,6 +161,13 @@ class Store:
             newest_event=tables.newest_event,
             max_seq=max((e.seq for e in plan.events), default=None),
         )
+
+    def _seen_posts(self, events: Sequence[Event]) -> set[str]:
+        deleted = deleted_post_uris(events)
+        if not deleted:
+            return set()
+        rows = self._con.execute("SELECT uri FROM posts WHERE uri IN (SELECT unnest(?))", [list(deleted)])
+        return {str(r[0]) for r in rows.fetchall()}
 
     def _plan(self, batches: Mapping[str, PartitionBatch]) -> _Plan:
         plan = _Plan()

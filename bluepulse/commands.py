@@ -147,3 +147,41 @@ def cmd_sql(config: Config) -> int:
         raise CommandError(f"query failed: {exc}") from exc
     print(render(columns, rows, config.format))
     return 0
+
+
+async def cmd_demo(config: Config) -> int:
+    """A generated day played by the relay emulator into the full `run` pipeline, offline."""
+    import shutil
+    from dataclasses import replace
+
+    from bluepulse.run_app import Pipeline
+    from relay.demo_day import demo_day
+    from relay.emulator import RelayEmulator
+    from relay.server import play
+
+    home = config.state_dir / "demo"
+    if home.exists():
+        shutil.rmtree(home)  # the demo's own data: a fresh day each time (seqs restart at 1)
+    home.mkdir(parents=True)
+    day = demo_day(scale=config.demo_scale)
+    accounts = home / "accounts.csv"
+    rows = [f'{a.did},{a.handle},"{a.name}",{a.category},{a.region}' for a in day.accounts]
+    accounts.write_text("did,handle,name,category,region\n" + "\n".join(rows) + "\n")
+    async with RelayEmulator(port=config.port) as relay:
+        paths = {"accounts": accounts, "state_dir": home / "state", "db": home / "bluepulse.duckdb"}
+        demo = replace(config, values={**config.values, "relay": relay.url, **paths})
+        registry = CollectorRegistry()
+        pipeline = Pipeline(demo, registry)
+        serve_metrics(demo, registry)
+        log.info(
+            "demo: %d frames of a generated day at %.0f frames/s; try: bluepulse sql --db %s "
+            "'SELECT handle, posts, likes, reposts, replies, quotes FROM account_totals'",
+            len(day.frames), config.demo_rate, demo.db,
+        )  # fmt: skip
+        player = asyncio.create_task(play(relay, day.frames, rate=config.demo_rate, wait_for_client=True))
+        player.add_done_callback(lambda _: log.info("demo day fully played; Ctrl-C to stop"))
+        try:
+            await pipeline.run()
+        finally:
+            player.cancel()
+    return 0

@@ -95,7 +95,7 @@ OPTIONS: Final = (
     Option("kafka_password", None, str, "SASL password (never logged)", KAFKA, secret=True),
     Option("kafka_ca_file", None, Path, "CA bundle for TLS", KAFKA),
     Option("checkpoint_interval", 1.0, _positive, "seconds between cursor saves", ("run", "streamer", "demo")),
-    Option("receive_timeout", 60.0, _positive, "seconds of relay silence before reconnecting", ("run", "streamer")),
+    Option("receive_timeout", 60.0, _positive, "seconds of relay silence before reconnecting", ("run", "streamer", "demo")),
     Option("queue_size", 10_000, _positive_int, "in-process queue bound, frames", ("run", "demo")),
     Option("batch_events", 5_000, _positive_int, "events per DuckDB transaction, at most", ("run", "aggregator", "demo")),
     Option("retention_days", 90.0, _positive, "days of event log kept", ("run", "aggregator", "demo")),

@@ -311,7 +311,7 @@ class _Day:
     def delete_post(self, uri: str) -> None:
         self.script.delete(uri)
         self.deleted.add(uri)
-        if _author(uri) in self.expected:
+        if _author(uri) in self.expected and uri in self.roots:  # posts made before the day don't count
             self.expected[_author(uri)]["posts"] -= 1
 
     # -- the establishments ------------------------------------------------------------------
