@@ -136,3 +136,34 @@ async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: 
         mentions = con.execute("SELECT mentions FROM account_totals WHERE did = ?", [A]).fetchone()
     assert mentions == (1,)
     assert (tmp_path / "state" / "cursor").read_text().strip() == str(s.seq)
+
+
+def bluepulse_sql(db: Path, query: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
+    argv = [sys.executable, "-m", "bluepulse.cli", "sql", "--db", str(db), "--format", "csv", query]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+async def test_sql_answers_while_run_is_writing_and_refuses_writes(tmp_path: Path) -> None:
+    s = scenario()
+    async with RelayEmulator() as relay:
+        run = RunProcess(tmp_path, relay.url, free_port()).start()
+        await run.wait_metric("bluepulse_streamer_frames_received_total")
+        async with asyncio.timeout(20):
+            await relay.wait_for_connections(1)
+        for frame in s.frames:
+            relay.publish(frame)
+        await run.wait_metric(f"bluepulse_streamer_last_seq {float(s.seq)}")
+        await asyncio.sleep(0.5)  # one snapshot interval
+        answer = await asyncio.to_thread(
+            bluepulse_sql, run.db, "SELECT handle, likes FROM account_totals ORDER BY did"
+        )
+        refused = await asyncio.to_thread(bluepulse_sql, run.db, "COPY account_totals TO '/tmp/x.csv'")
+        still_running = run.proc is not None and run.proc.poll() is None
+        assert run.stop() == 0
+    assert still_running
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.split() == ["handle,likes", "chu-nouveau.fr,2", "ars.fr,1"]
+    assert "snapshot" in answer.stderr
+    assert refused.returncode == 2
+    assert "refused" in refused.stderr
