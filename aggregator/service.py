@@ -97,8 +97,11 @@ class Aggregator:
     async def _upkeep(self) -> None:
         now = time.monotonic()
         if now >= self._next_snapshot:
-            self._next_snapshot = now + self.snapshot_interval
             await self.snapshot()
+            # a big file takes long to copy: keep snapshots under ~10 % of the writer's time
+            self._next_snapshot = time.monotonic() + max(
+                self.snapshot_interval, 10 * self.stats.snapshot_seconds
+            )
         if now >= self._next_maintenance:
             self._next_maintenance = now + self.maintenance_interval
             result = await asyncio.to_thread(self.store.maintain)

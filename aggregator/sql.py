@@ -115,6 +115,19 @@ def _nodes(value: Any) -> Iterator[dict[str, Any]]:
             stack.extend(item)
 
 
+def writer_holds(db_path: str | Path) -> bool:
+    """True when another process has the store open for writing.
+
+    Asked with DuckDB's normal file lock: a connection with external access disabled skips
+    that check and could read a file mid-write, so readers then go to the snapshot.
+    """
+    try:
+        duckdb.connect(str(db_path), read_only=True).close()
+    except duckdb.Error as exc:
+        return "lock" in str(exc).lower()
+    return False
+
+
 def run_readonly_query(
     db_path: str | Path, sql: str, *, max_rows: int | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:

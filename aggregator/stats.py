@@ -21,7 +21,7 @@ class AggregatorStats:
     messages_skipped: Counter[str] = field(default_factory=Counter)
     last_seq: int | None = None
     newest_event_time: float | None = None
-    snapshot_seconds: float | None = None
+    snapshot_seconds: float = 0.0
     snapshot_time: float | None = None
     lag_by_partition: dict[str, int] = field(default_factory=dict)
 

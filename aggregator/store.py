@@ -278,7 +278,7 @@ class Store:
         """Write a consistent read-only copy to `target` atomically; call between applies."""
         try:
             with self._lock:
-                write_snapshot(self._con, self.path, Path(target))
+                write_snapshot(self._con, Path(target))
         except (duckdb.Error, OSError) as exc:
             raise StoreError(f"{target}: snapshot failed: {exc}") from exc
 

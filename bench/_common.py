@@ -40,3 +40,15 @@ def status_kb(field: str) -> int:
 def max_rss_kb() -> int:
     """Peak resident set size of this process (getrusage; KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def pid_status_kb(pid: int, field: str) -> int:
+    """A `/proc/PID/status` memory field of another process in KiB (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0

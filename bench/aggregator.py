@@ -28,7 +28,7 @@ import duckdb
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from aggregator.columns import EVENT_COLUMNS
-from aggregator.snapshot import snapshot_by_copy_database, snapshot_by_file_copy
+from aggregator.snapshot import snapshot_by_copy_database
 from aggregator.store import PartitionBatch, Store
 from schemas import Action, Direction, Event, Kind
 
@@ -130,15 +130,13 @@ def bench_executemany(path: Path, events: list[Event]) -> float:
     return len(events) / elapsed
 
 
-def bench_snapshots(path: Path) -> tuple[float, float, int]:
+def bench_snapshots(path: Path) -> tuple[float, int]:
     with Store.open(path) as store:
         con = store.cursor()
         t0 = time.perf_counter()
-        snapshot_by_file_copy(con, path, path.with_name("snap-file.duckdb"))
-        t1 = time.perf_counter()
         snapshot_by_copy_database(con, path.with_name("snap-copy.duckdb"))
-        t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, path.stat().st_size
+        t1 = time.perf_counter()
+    return t1 - t0, path.stat().st_size
 
 
 def main() -> None:
@@ -153,7 +151,7 @@ def main() -> None:
                             args.batch)  # fmt: skip
         sample = Generator(args.baseline_events, args.accounts).batch(0, args.baseline_events)
         base = bench_executemany(Path(tmp, "base.duckdb"), sample)
-        file_s, copy_s, size = bench_snapshots(Path(tmp, "store.duckdb"))
+        copy_s, size = bench_snapshots(Path(tmp, "store.duckdb"))
     lat = sorted(store.latencies)
     print(f"events={args.events} accounts={args.accounts} batch={args.batch}")
     print(f"store.apply       : {store.rate:>10,.0f} events/s (Arrow + grouped upserts, metrics)")
@@ -162,8 +160,7 @@ def main() -> None:
     print(f"batch latency ms  : p50 {lat[len(lat) // 2] * 1e3:.1f}, "
           f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f}, max {lat[-1] * 1e3:.1f}")  # fmt: skip
     print("RSS MB at 0/25/50/75/100 %: " + " / ".join(f"{r:.0f}" for r in store.rss))
-    print(f"snapshot ({size / 1e6:.0f} MB file): checkpoint+file copy {file_s:.2f}s, "
-          f"ATTACH+COPY FROM DATABASE {copy_s:.2f}s")  # fmt: skip
+    print(f"snapshot ({size / 1e6:.0f} MB file): ATTACH+COPY FROM DATABASE {copy_s:.2f}s")
 
 
 if __name__ == "__main__":

@@ -81,3 +81,19 @@ def test_copy_database_snapshot_holds_tables_and_views(tmp_path: Path) -> None:
         assert con.execute("SELECT count(*) FROM events").fetchall() == [(7,)]
     finally:
         con.close()
+
+
+def test_the_writer_keeps_its_file_lock_across_snapshots(tmp_path: Path) -> None:
+    """A byte copy of the file would drop DuckDB's POSIX lock and let a second writer in."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "locked.duckdb"
+    with Store.open(db) as store:
+        store.snapshot(tmp_path / "snap.duckdb")
+        probe = "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)"
+        other = subprocess.run(
+            [sys.executable, "-c", probe, str(db)], capture_output=True, text=True, check=False
+        )
+    assert other.returncode != 0
+    assert "lock" in other.stderr.lower()
