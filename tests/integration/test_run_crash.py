@@ -6,6 +6,7 @@ import asyncio
 import random
 import signal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -49,15 +50,14 @@ async def play(relay: RelayEmulator, frames: list[bytes], per_tick: int = 25) ->
         await asyncio.sleep(0.01)
 
 
-def totals(db: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+def totals(db: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(TOTALS).fetchall(), con.execute(POSTS).fetchall()
 
 
 async def run_to_end(tmp: Path, s: FrameScript, *, kill_after_events: int | None) -> Path:
     tmp.mkdir()
-    async with RelayEmulator() as relay:
-        run = RunProcess(tmp, relay.url, free_port()).start()
+    async with RelayEmulator() as relay, RunProcess(tmp, relay.url, free_port()) as run:
         await run.wait_metric("bluepulse_streamer_frames_received_total")
         async with asyncio.timeout(20):
             await relay.wait_for_connections(1)

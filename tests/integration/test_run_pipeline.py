@@ -84,6 +84,15 @@ class RunProcess:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         return self
 
+    def __enter__(self) -> RunProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        """A failed test must not leave the process running."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
@@ -116,8 +125,7 @@ def sample(metrics: str, name: str, account: str) -> float:
 
 async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: Path) -> None:
     s = scenario()
-    async with RelayEmulator() as relay:
-        run = RunProcess(tmp_path, relay.url, free_port()).start()
+    async with RelayEmulator() as relay, RunProcess(tmp_path, relay.url, free_port()) as run:
         await run.wait_metric("bluepulse_streamer_frames_received_total")
         async with asyncio.timeout(20):
             await relay.wait_for_connections(1)
@@ -146,8 +154,7 @@ def bluepulse_sql(db: Path, query: str) -> subprocess.CompletedProcess[str]:
 
 async def test_sql_answers_while_run_is_writing_and_refuses_writes(tmp_path: Path) -> None:
     s = scenario()
-    async with RelayEmulator() as relay:
-        run = RunProcess(tmp_path, relay.url, free_port()).start()
+    async with RelayEmulator() as relay, RunProcess(tmp_path, relay.url, free_port()) as run:
         await run.wait_metric("bluepulse_streamer_frames_received_total")
         async with asyncio.timeout(20):
             await relay.wait_for_connections(1)

@@ -36,8 +36,9 @@ def parse_metrics(text: str) -> Metrics:
 class BluepulseProcess:
     """One `bluepulse <command>` process; start() again after kill() to restart it."""
 
-    def __init__(self, name: str, args: list[str], tmp: Path) -> None:
+    def __init__(self, name: str, args: list[str], tmp: Path, db: Path | None = None) -> None:
         self.name = name
+        self.db = db  # the aggregator's DuckDB file
         self.port = free_port()
         self.argv = [sys.executable, "-m", "bluepulse.cli", *args, "--metrics-port", str(self.port)]
         self.log = tmp / f"{name}.log"
@@ -103,19 +104,23 @@ class BluepulseProcess:
         return await self.wait_for("/metrics endpoint", lambda m: True, timeout)
 
 
-def streamer(tmp: Path, relay_url: str, accounts: Path, bootstrap: str, topic: str, partitions: int) -> BluepulseProcess:
+def streamer(
+    tmp: Path, *, relay_url: str, accounts: Path, bootstrap: str, topic: str, partitions: int,
+    checkpoint_interval: float = 1.0,
+) -> BluepulseProcess:  # fmt: skip
     return BluepulseProcess("streamer", [
         "streamer", "--relay", relay_url, "--accounts", str(accounts), "--state-dir", str(tmp / "state"),
         "--kafka", bootstrap, "--topic", topic, "--partitions", str(partitions),
-        "--checkpoint-interval", "0.1",
+        "--checkpoint-interval", str(checkpoint_interval),
     ], tmp)  # fmt: skip
 
 
 def aggregator(
-    tmp: Path, name: str, accounts: Path, bootstrap: str, topic: str, group: str, partitions: int
+    tmp: Path, name: str, *, accounts: Path, bootstrap: str, topic: str, group: str, partitions: int
 ) -> BluepulseProcess:
+    db = tmp / f"{name}.duckdb"
     return BluepulseProcess(name, [
         "aggregator", "--kafka", bootstrap, "--topic", topic, "--group", group,
         "--partitions", str(partitions), "--accounts", str(accounts),
-        "--db", str(tmp / f"{name}.duckdb"), "--snapshot-interval", "0.2",
-    ], tmp)  # fmt: skip
+        "--db", str(db), "--snapshot-interval", "0.2",
+    ], tmp, db)  # fmt: skip
