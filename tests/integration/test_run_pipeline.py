@@ -84,10 +84,10 @@ class RunProcess:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         return self
 
-    def __enter__(self) -> RunProcess:
+    async def __aenter__(self) -> RunProcess:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         """A failed test must not leave the process running."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
