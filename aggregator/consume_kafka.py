@@ -43,6 +43,7 @@ class KafkaSource:
         *,
         max_events: int = 5_000,
         wait_seconds: float = 0.2,
+        linger_seconds: float = 0.05,
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
     ) -> None:
         self._settings = settings
@@ -50,6 +51,7 @@ class KafkaSource:
         self._positions = positions
         self._max_events = max_events
         self._wait_ms = max(1, int(wait_seconds * 1000))
+        self._linger = linger_seconds
         self._factory = consumer_factory
         self._consumer: Any = None
         self._lag: dict[str, int] = {}
@@ -83,13 +85,27 @@ class KafkaSource:
         return consumer
 
     async def next_batch(self) -> SourceBatch | None:
-        """Up to `max_events` messages; None when none arrived within the wait time."""
+        """Up to `max_events` messages; None when none arrived within the wait time.
+
+        One fetch holds a few hundred messages, and a DuckDB transaction has a fixed cost:
+        after the first fetch, keep fetching for up to `linger` to fill the batch.
+        """
         records = await self._consumer.getmany(timeout_ms=self._wait_ms, max_records=self._max_events)
         if self._fatal is not None:
             raise self._fatal
-        await self._refresh_lag()
         if not records:
+            await self._refresh_lag()
             return None
+        count = sum(len(m) for m in records.values())
+        deadline = asyncio.get_running_loop().time() + self._linger
+        while count < self._max_events and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            more = await self._consumer.getmany(
+                timeout_ms=int(left * 1000), max_records=self._max_events - count
+            )
+            for tp, messages in more.items():
+                records.setdefault(tp, []).extend(messages)
+                count += len(messages)
+        await self._refresh_lag()
         events: dict[str, list[Event]] = {}
         next_offsets: dict[str, int | None] = {}
         skipped: Counter[str] = Counter()

@@ -51,11 +51,18 @@ TOP_K: Final = 10
 class StoreCollector(Collector):
     """Reads the store through its own cursor (scrapes come from the HTTP thread)."""
 
-    def __init__(self, store: Store, version: Callable[[], int], signals_ttl: float = 15.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        version: Callable[[], int],
+        signals_ttl: float = 15.0,
+        signals_min_age: float = 2.0,
+    ) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._signals_ttl = signals_ttl
         self._version = version  # changes whenever a batch commits
+        self._signals_min_age = signals_min_age  # signals cost tens of ms: not on every scrape
         self._signals: tuple[float, int, signals.Signals] | None = None
 
     def collect(self) -> Iterator[Any]:
@@ -113,7 +120,9 @@ class StoreCollector(Collector):
         now = time.monotonic()
         version = self._version()
         cached = self._signals
-        if cached is None or cached[1] != version or now - cached[0] > self._signals_ttl:
+        age = now - cached[0] if cached is not None else 0.0
+        stale = cached is not None and cached[1] != version and age >= self._signals_min_age
+        if cached is None or stale or age > self._signals_ttl:
             cached = self._signals = (now, version, signals.compute(con))
         s = cached[2]
         labels = dict(con.execute("SELECT did, coalesce(handle, did) FROM accounts").fetchall())
@@ -145,6 +154,11 @@ class PipelineCollector(Collector):
     def __init__(self, stats: AggregatorStats) -> None:
         self._stats = stats
 
+    def describe(self) -> Iterator[Any]:
+        """Names known up front make `/metrics?name[]=bluepulse_aggregator_last_seq` a cheap
+        scrape that skips the store queries (pollers and latency probes use it)."""
+        return self.collect()
+
     def collect(self) -> Iterator[Any]:
         s = self._stats
         yield _plain(CounterMetricFamily, "events_applied", "Events committed to DuckDB.", s.events_applied)
@@ -158,11 +172,8 @@ class PipelineCollector(Collector):
         for reason, count in sorted(s.messages_skipped.items()):
             skipped.add_metric([reason], count)
         yield skipped
-        if s.last_seq is not None:
-            yield _plain(GaugeMetricFamily, "last_seq", "Highest firehose seq committed.", s.last_seq)
-        lag = s.lag_seconds()
-        if lag is not None:
-            yield _plain(GaugeMetricFamily, "lag_seconds", "Now minus newest event time.", lag)
+        yield _plain(GaugeMetricFamily, "last_seq", "Highest firehose seq committed.", s.last_seq)
+        yield _plain(GaugeMetricFamily, "lag_seconds", "Now minus newest event time.", s.lag_seconds())
         consumer_lag = GaugeMetricFamily(
             "bluepulse_aggregator_consumer_lag", "Kafka messages behind, by partition.",
             labels=["partition"],
@@ -170,9 +181,8 @@ class PipelineCollector(Collector):
         for partition, behind in sorted(s.lag_by_partition.items()):
             consumer_lag.add_metric([partition], behind)
         yield consumer_lag
-        if s.snapshot_time is not None:
-            yield _plain(GaugeMetricFamily, "snapshot_time_seconds", "When the SQL snapshot was written.",
-                         s.snapshot_time)  # fmt: skip
+        yield _plain(GaugeMetricFamily, "snapshot_time_seconds", "When the SQL snapshot was written.",
+                     s.snapshot_time)  # fmt: skip
 
 
 def register_aggregator_metrics(registry: CollectorRegistry, store: Store, stats: AggregatorStats) -> None:
@@ -184,5 +194,6 @@ def _family(cls: Any, name: str, doc: str) -> Any:
     return cls(f"bluepulse_account_{name}", doc, labels=["account", "category"])
 
 
-def _plain(cls: Any, name: str, doc: str, value: float) -> Any:
+def _plain(cls: Any, name: str, doc: str, value: float | None) -> Any:
+    """A family even when there is no value yet (no sample then): `describe` must name it."""
     return cls(f"bluepulse_aggregator_{name}", doc, value=value)

@@ -132,7 +132,9 @@ async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: 
         for frame in s.frames:
             relay.publish(frame)
         await run.wait_metric(f"bluepulse_streamer_last_seq {float(s.seq)}")  # all flushed = committed
-        metrics = await run.wait_metric(f"bluepulse_aggregator_last_seq {float(s.seq - 1)}")
+        await run.wait_metric(f"bluepulse_aggregator_last_seq {float(s.seq - 1)}")
+        # signals are recomputed at most every 2 s: wait for the deactivation to show
+        metrics = await run.wait_metric('bluepulse_account_active{account="ars.fr"} 0.0')
         assert run.stop() == 0
     assert sample(metrics, "bluepulse_account_likes_net", "chu-nouveau.fr") == 2
     assert sample(metrics, "bluepulse_account_follows_gained_total", "chu-nouveau.fr") == 2
