@@ -52,3 +52,13 @@ def pid_status_kb(pid: int, field: str) -> int:
     except OSError:
         return 0
     return 0
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of another process so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
