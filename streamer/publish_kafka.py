@@ -23,7 +23,7 @@ from transport.kafka import KafkaSettings, LogEvery, with_retry
 
 log = logging.getLogger(__name__)
 
-LINGER_MS: Final = 5
+LINGER_MS: Final = 20
 MAX_BATCH_BYTES: Final = 256 * 1024
 MAX_IN_FLIGHT: Final = 10_000
 
