@@ -62,11 +62,20 @@ class StoreCollector(Collector):
         self._lock = threading.Lock()
         self._signals_ttl = signals_ttl
         self._version = version  # changes whenever a batch commits
+        self._closed = False
         self._signals_min_age = signals_min_age  # signals cost tens of ms: not on every scrape
         self._signals: tuple[float, int, signals.Signals] | None = None
 
+    def close(self) -> None:
+        """Wait for a scrape in progress, then answer no more: the store is about to close
+        (closing DuckDB under a running query aborts the process)."""
+        with self._lock:
+            self._closed = True
+
     def collect(self) -> Iterator[Any]:
         with self._lock:
+            if self._closed:
+                return
             try:
                 con = self._store.cursor()
                 try:
@@ -185,9 +194,14 @@ class PipelineCollector(Collector):
                      s.snapshot_time)  # fmt: skip
 
 
-def register_aggregator_metrics(registry: CollectorRegistry, store: Store, stats: AggregatorStats) -> None:
-    registry.register(StoreCollector(store, lambda: stats.batches))
+def register_aggregator_metrics(
+    registry: CollectorRegistry, store: Store, stats: AggregatorStats
+) -> StoreCollector:
+    """Returns the store collector: close it before closing the store."""
+    collector = StoreCollector(store, lambda: stats.batches)
+    registry.register(collector)
     registry.register(PipelineCollector(stats))
+    return collector
 
 
 def _family(cls: Any, name: str, doc: str) -> Any:

@@ -97,6 +97,7 @@ c AS (
 SELECT c.uri, c.did, p.created_at, p.text, c.likes, c.reposts, c.replies, c.quotes,
     {_POST_INTERACTIONS} AS interactions, {_rate(_POST_INTERACTIONS)}, a.handle
 FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts a ON a.did = c.did
+WHERE {_POST_INTERACTIONS} > 0  -- a post whose hour was only un-likes is not "hot"
 ORDER BY interactions DESC, c.uri"""
 
 VIEWS: Final = (_ACCOUNT_BUCKETS, _ACCOUNT_TOTALS, _ACCOUNT_WINDOW, _POST_BUCKETS, _TOP_POSTS,

@@ -110,13 +110,14 @@ async def cmd_aggregator(config: Config) -> int:
         registry = CollectorRegistry()
         from aggregator.exposition import register_aggregator_metrics
 
-        register_aggregator_metrics(registry, store, aggregator.stats)
+        store_metrics = register_aggregator_metrics(registry, store, aggregator.stats)
         serve_metrics(config, registry)
         lag = asyncio.create_task(track_lag(source, aggregator.stats))
         try:
             await aggregator.run()
         finally:
             lag.cancel()
+            store_metrics.close()
             await source.close()
     finally:
         store.close()

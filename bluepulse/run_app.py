@@ -39,6 +39,9 @@ def open_store(config: Config, accounts: Sequence[Account]) -> Store:
     config.db.parent.mkdir(parents=True, exist_ok=True)
     store = Store.open(config.db, retention_days=int(config.retention_days))
     store.upsert_accounts(accounts)
+    known = {a.did: a.followers for a in accounts if a.followers is not None}
+    if known:
+        store.set_followers(known)
     return store
 
 
@@ -61,7 +64,7 @@ class Pipeline:
             self.store, source, snapshot_path=snapshot_path(config.db),
             snapshot_interval=config.snapshot_interval,
         )  # fmt: skip
-        register_aggregator_metrics(registry, self.store, self.aggregator.stats)
+        self.store_metrics = register_aggregator_metrics(registry, self.store, self.aggregator.stats)
         self.checkpoint_interval = config.checkpoint_interval
 
     async def run(self) -> None:
@@ -87,4 +90,5 @@ class Pipeline:
                 await self.aggregator.drain()
             await self.app.shutdown()
         finally:
+            self.store_metrics.close()
             self.store.close()

@@ -1,7 +1,9 @@
 """The tracked-accounts registry: a CSV file both halves read (streamer: DIDs; aggregator: labels).
 
-Header `did,handle,name` with optional `category,region`. Every problem is reported at once,
-with its line number, so a broken file stops the program at start with one clear message.
+Header `did,handle,name` with optional `category,region,followers` (the follower baseline
+interaction rates divide by; left empty it stays unknown and rates are NULL, never a guess).
+Every problem is reported at once, with its line number, so a broken file stops the program
+at start with one clear message.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 REQUIRED_COLUMNS: Final = ("did", "handle", "name")
-OPTIONAL_COLUMNS: Final = ("category", "region")
+OPTIONAL_COLUMNS: Final = ("category", "region", "followers")
 _DID_RE: Final = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[A-Za-z0-9.\-%:]+)$")
 _HANDLE_RE: Final = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]*$")
 
@@ -25,6 +27,7 @@ class Account:
     name: str
     category: str = ""
     region: str = ""
+    followers: int | None = None
 
 
 class RegistryError(ValueError):
@@ -51,7 +54,8 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
         if unknown:
             parts.append(f"unknown column(s) {', '.join(unknown)}")
         raise RegistryError(
-            f"{source}: line 1: {'; '.join(parts)} (expected header did,handle,name[,category,region])"
+            f"{source}: line 1: {'; '.join(parts)} "
+            "(expected header did,handle,name[,category,region,followers])"
         )
     accounts: list[Account] = []
     problems: list[str] = []
@@ -73,6 +77,9 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
             problems.append(f"line {line}: invalid handle {handle!r}")
         if not values.get("name"):
             problems.append(f"line {line}: empty name")
+        followers = values.get("followers", "")
+        if followers and not followers.isdigit():
+            problems.append(f"line {line}: followers {followers!r} is not a whole number")
         accounts.append(
             Account(
                 did=did,
@@ -80,6 +87,7 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
                 name=values.get("name", ""),
                 category=values.get("category", ""),
                 region=values.get("region", ""),
+                followers=int(followers) if followers.isdigit() else None,
             )
         )
     if problems:

@@ -58,7 +58,8 @@ def free_port() -> int:
 
 
 def write_accounts(path: Path) -> Path:
-    lines = ["did,handle,name,category"] + [f"{a.did},{a.handle},{a.name},{a.category}" for a in ACCOUNTS]
+    lines = ["did,handle,name,category,followers"]
+    lines += [f"{a.did},{a.handle},{a.name},{a.category},{1000 * (i + 1)}" for i, a in enumerate(ACCOUNTS)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -144,7 +145,13 @@ async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: 
     with duckdb.connect(str(run.db), read_only=True) as con:
         assert con.execute(TOTALS_SQL).fetchall() == EXPECTED
         mentions = con.execute("SELECT mentions FROM account_totals WHERE did = ?", [A]).fetchone()
+        rate = con.execute(
+            "SELECT interactions, interaction_rate FROM account_window WHERE did = ? AND \"window\" = '24h'",
+            [A],
+        ).fetchone()
     assert mentions == (1,)
+    assert rate == (4, 4 / 1000)  # (likes 2 + reposts 1 + replies 1 + quotes 0) / 1000 followers
+    assert sample(metrics, "bluepulse_account_followers", "chu-nouveau.fr") == 1000
     assert (tmp_path / "state" / "cursor").read_text().strip() == str(s.seq)
 
 

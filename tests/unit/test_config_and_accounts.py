@@ -68,3 +68,11 @@ def test_unwritable_state_dir_stops_at_start(tmp_path: Path) -> None:
     argv = ["streamer", "--accounts", str(accounts), "--state-dir", str(blocked / "state"),
             "--out", str(tmp_path / "o.jsonl"), "--metrics-port", "0"]  # fmt: skip
     assert main(argv) == 2
+
+
+def test_followers_baseline_is_optional_and_checked() -> None:
+    text = "did,handle,name,followers\ndid:plc:aaaaaaaaaaaaaaaaaaaaaaaa,aphp.fr,AP-HP,12500\n"
+    assert parse_accounts(text)[0].followers == 12500
+    assert parse_accounts(GOOD)[0].followers is None
+    with pytest.raises(RegistryError, match="not a whole number"):
+        parse_accounts(text.replace("12500", "beaucoup"))
