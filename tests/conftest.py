@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real" / "jetstream-corpus"
+_CORPUS_IN_SHARED = Path("shared") / "fixtures" / "real" / "jetstream-corpus"
+# ../shared next to the checkout (the workspace layout), else the workspace's own copy when
+# the checkout is a fresh clone elsewhere; BLUEPULSE_TEST_CORPUS names another directory.
+CORPUS_CANDIDATES = [
+    *([Path(os.environ["BLUEPULSE_TEST_CORPUS"])] if os.environ.get("BLUEPULSE_TEST_CORPUS") else []),
+    Path(__file__).resolve().parents[2] / _CORPUS_IN_SHARED,
+    Path("/work") / _CORPUS_IN_SHARED,
+]
 
 
 def corpus_path(name: str) -> Path:
-    path = CORPUS / name
-    if not path.exists():
-        pytest.fail(f"real fixture missing: {path} (the repo expects ../shared/fixtures next to it)")
-    return path
+    for directory in CORPUS_CANDIDATES:
+        if (directory / name).exists():
+            return directory / name
+    tried = ", ".join(str(d) for d in CORPUS_CANDIDATES)
+    pytest.fail(f"real fixture {name} not found in: {tried} (set BLUEPULSE_TEST_CORPUS)")
 
 
 @pytest.fixture(scope="session")
