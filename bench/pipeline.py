@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Final
 import _common
 
 import bench.streamer as bench_streamer  # the emulator-process helpers and the corpus paths
+from streamer.publish_kafka import LINGER_MS
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -752,7 +753,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
           "the streamer's code in-process")  # fmt: skip
     print(
         f"kafka: private scripts/kafka broker {address}, {args.partitions} partitions; "
-        "CLI defaults otherwise (batch 5000 events, producer linger 5 ms, queue linger 20 ms)"
+        f"CLI defaults otherwise (batch 5000 events, producer linger {LINGER_MS} ms, queue linger 20 ms)"
     )
     bench = Bench(stack, workdir, args.capture, write_accounts(workdir / "accounts.csv", dids), expected,
                   broker, args.partitions)  # fmt: skip
