@@ -9,30 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlencode
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from transport.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_PATH: Final = "/xrpc/com.atproto.sync.subscribeRepos"
 FrameHandler = Callable[[bytes], Awaitable[None] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, initial·factor^attempt)]."""
-        return random.uniform(0, min(self.maximum, self.initial * self.factor**attempt))
 
 
 def subscribe_url(base_url: str, cursor: int | None) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any, Final, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError, for_code
 from aiokafka.helpers import create_ssl_context
+
+from transport.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -141,19 +142,6 @@ class LogEvery:
         return self._held.pop(key, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with jitter, so a fleet does not reconnect in lockstep."""
-
-    first: float = 0.5
-    cap: float = 30.0
-    log_interval: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap, self.first * 2 ** min(attempt - 1, 30))
-        return random.uniform(ceiling / 2, ceiling)
-
-
 def is_transient(exc: BaseException) -> bool:
     """Errors a broker that is down, starting or electing leaders produces."""
     if isinstance(exc, KafkaTimeoutError):  # aiokafka marks it non-retriable; here it is a wait
@@ -169,6 +157,7 @@ async def with_retry(
     *,
     backoff: Backoff | None = None,
     attempts: int | None = None,
+    log_interval: float = 30.0,
 ) -> T:
     """Await a fresh `coro_factory()` until it succeeds; transient errors sleep and retry.
 
@@ -177,7 +166,7 @@ async def with_retry(
     authorization) and the last of `attempts` propagate.
     """
     policy = backoff or Backoff()
-    limiter = LogEvery(policy.log_interval)
+    limiter = LogEvery(log_interval)
     attempt = 0
     while True:
         attempt += 1
@@ -186,7 +175,7 @@ async def with_retry(
         except Exception as exc:
             if not is_transient(exc) or (attempts is not None and attempt >= attempts):
                 raise
-            delay = policy.delay(attempt)
+            delay = policy.delay(attempt - 1)
             _log_attempt(limiter, what, attempt, exc, delay)
             await asyncio.sleep(delay)
             continue

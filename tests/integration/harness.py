@@ -11,8 +11,9 @@ from schemas.accounts import Account
 from streamer.cursor import CursorStore
 from streamer.publish import CollectingPublisher
 from streamer.service import Streamer
-from streamer.source import Backoff, RelaySource
+from streamer.source import RelaySource
 from streamer.tracked import StreamerState, TrackedAccounts
+from transport.backoff import Backoff
 
 A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"  # tracked: a hospital
 B = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"  # tracked: an agency

@@ -24,7 +24,8 @@ from aggregator.consume import SourceBatch
 from aggregator.consume_kafka import KafkaSource
 from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Action, Direction, Event, Kind, decode, encode
 from streamer.publish_kafka import KafkaPublisher
-from transport.kafka import Backoff, KafkaSettings, KafkaSettingsError, ensure_topic, with_retry
+from transport.backoff import Backoff
+from transport.kafka import KafkaSettings, KafkaSettingsError, ensure_topic, with_retry
 
 if TYPE_CHECKING:
     from tests.kafka.conftest import BrokerControl
@@ -344,15 +345,16 @@ async def test_retry_gives_a_log_line_per_attempt_on_a_dead_broker_and_stays_can
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     dead = KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}", topic="t")
-    fast = Backoff(first=0.01, cap=0.05, log_interval=0.0)
+    fast = Backoff(initial=0.01, maximum=0.05)
     caplog.set_level(logging.WARNING, logger="transport.kafka")
     with pytest.raises(KafkaConnectionError):
-        await with_retry(lambda: ensure_topic(dead), "topic t", backoff=fast, attempts=3)
+        await with_retry(lambda: ensure_topic(dead), "topic t", backoff=fast, attempts=3, log_interval=0.0)
     lines = [r.getMessage() for r in caplog.records if "kafka not reachable" in r.getMessage()]
     assert len(lines) == 2
     assert "what=topic t attempt=1" in lines[0]
 
-    forever = asyncio.create_task(with_retry(lambda: ensure_topic(dead), "topic t", backoff=fast))
+    retrying = with_retry(lambda: ensure_topic(dead), "topic t", backoff=fast, log_interval=0.0)
+    forever = asyncio.create_task(retrying)
     await asyncio.sleep(0.3)
     forever.cancel()
     with pytest.raises(asyncio.CancelledError):
