@@ -14,6 +14,7 @@ import pytest
 
 from tests.deploy.support import REPO, PrometheusBins
 
+
 @pytest.fixture(scope="session")
 def prometheus_bins() -> PrometheusBins:
     script = REPO / "scripts" / "prometheus"
