@@ -10,11 +10,14 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from aggregator.store import StoreError
 from bluepulse import commands
 from bluepulse.config import ConfigError, add_flags, resolve
 from bluepulse.logs import setup_logging
 from schemas.accounts import RegistryError
+from streamer.publish_kafka import KafkaPublishError
 from streamer.tracked import StateError
+from transport.memory import ConsumerFailedError
 
 log = logging.getLogger("bluepulse")
 
@@ -60,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RegistryError, StateError, commands.CommandError) as exc:
         log.error("%s", exc)
         return 2
+    except (StoreError, ConsumerFailedError, KafkaPublishError) as exc:
+        # our own pipeline failed (disk full, broken store, a send that failed for good):
+        # nothing past the failure was acknowledged, so a restart resumes without loss
+        log.error("stopped: %s", exc)
+        return 1
     return int(result or 0)
 
 

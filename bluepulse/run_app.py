@@ -84,11 +84,13 @@ class Pipeline:
         failed = (await asyncio.gather(aggregating, return_exceptions=True))[0]
         try:
             if isinstance(failed, BaseException) and not isinstance(failed, asyncio.CancelledError):
+                # the cursor stays where the last commit left it; the failure propagates
                 log.error("aggregator failed, cursor not advanced: %s", failed)
                 await self.queue.fail(failed)
+                self.app.state.close()
             else:
                 await self.aggregator.drain()
-            await self.app.shutdown()
+                await self.app.shutdown()
         finally:
             self.store_metrics.close()
             self.store.close()
