@@ -30,10 +30,28 @@ _PATH_KEY_TEXT8: Final = b"\x64path\x78"  # "path", then a text of 24..255 bytes
 _TYPE_KEY: Final = b"\x65$type"
 _POST: Final = b"app.bsky.feed.post"
 _FOLLOW: Final = b"app.bsky.graph.follow"
-_STRONG_REF_SUBJECT: Final = frozenset({b"app.bsky.feed.like", b"app.bsky.feed.repost"})
+_SUBJECT_COLLECTIONS: Final = frozenset({b"app.bsky.feed.like", b"app.bsky.feed.repost", _FOLLOW})
 _SUBJECT_REF: Final = b"\x67subject\xa2\x63cid\x78"  # subject: {cid: text(24..255), uri: …}
-_URI_KEY_TEXT8: Final = b"\x63uri\x78"
+_SUBJECT_REF_LEN: Final = len(_SUBJECT_REF)
+_URI_AT: Final = b"\x63uri\x78"  # "uri", then a text of 24..255 bytes
 _SUBJECT_TEXT8: Final = b"\x67subject\x78"  # a follow's subject: a DID text
+
+
+def _subject_did(frame: bytes, collection: bytes) -> bytes | None:
+    """The subject DID of the frame's one like/repost (strong ref) or follow (DID text), read
+    from the ~100 bytes at the end of the frame; None when the layout is not the expected one."""
+    if collection == _FOLLOW:
+        ref = frame.rfind(_SUBJECT_TEXT8)
+        did = frame[ref + 10 : ref + 10 + frame[ref + 9]] if ref > 0 else b""
+        return did if did.startswith(b"did:") else None
+    ref = frame.rfind(_SUBJECT_REF)
+    if ref < 0:
+        return None
+    uri_at = ref + _SUBJECT_REF_LEN + 1 + frame[ref + _SUBJECT_REF_LEN]
+    if not frame.startswith(_URI_AT, uri_at) or not frame.startswith(b"at://", uri_at + 6):
+        return None
+    end = frame.find(b"/", uri_at + 11, uri_at + 6 + frame[uri_at + 5])
+    return frame[uri_at + 11 : end] if end > 0 else None
 
 
 class FrameFilter:
@@ -75,10 +93,17 @@ class FrameFilter:
         if first < 0:
             start = len(frame)  # no record in this commit (deletes only)
         elif find(_CID_KEY, first + 45, at) < 0:
-            subject = self._single_subject(frame, first + 45, at)
-            if subject is not None:
-                if subject in tracked:
-                    return MENTIONS
+            # one record: a like, repost or follow is settled by its subject alone, and a
+            # record of any other collection but posts can yield no event
+            slash = find(b"/", first + 52, at) if frame.startswith(_PATH_KEY_TEXT8, first + 45) else -1
+            collection = frame[first + 52 : slash] if slash > 0 else _POST
+            if collection in _SUBJECT_COLLECTIONS:
+                subject = _subject_did(frame, collection)
+                if subject is not None:
+                    if subject in tracked:
+                        return MENTIONS
+                    return DELETES_ONLY if repo in self._rememberers and find(_DELETE, 16, at) >= 0 else SKIP
+            elif collection != _POST:
                 return DELETES_ONLY if repo in self._rememberers and find(_DELETE, 16, at) >= 0 else SKIP
             start = self._single_record_start(frame, first + 45, at)
         else:
@@ -90,33 +115,6 @@ class FrameFilter:
         if repo in self._rememberers and find(_DELETE, 16, at) >= 0:
             return DELETES_ONLY
         return SKIP
-
-    def _single_subject(self, frame: bytes, path_at: int, ops_end: int) -> bytes | None:
-        """The one record's subject DID when that settles it: a like or repost is about its
-        subject post's author, a follow about its subject, other collections (profiles,
-        blocks, lists…) about nobody. Reads ~100 bytes instead of scanning the record.
-        None for posts and whenever the layout is not the expected one."""
-        if not frame.startswith(_PATH_KEY_TEXT8, path_at):
-            return None
-        text_at = path_at + 7
-        slash = frame.find(b"/", text_at, ops_end)
-        collection = frame[text_at:slash]
-        if collection in _STRONG_REF_SUBJECT:
-            ref = frame.rfind(_SUBJECT_REF)
-            if ref < 0:
-                return None
-            uri_at = ref + len(_SUBJECT_REF) + 1 + frame[ref + len(_SUBJECT_REF)]
-            if not frame.startswith(_URI_KEY_TEXT8, uri_at) or not frame.startswith(b"at://", uri_at + 6):
-                return None
-            end = frame.find(b"/", uri_at + 11, uri_at + 6 + frame[uri_at + 5])
-            return frame[uri_at + 11 : end] if end > 0 else None
-        if collection == _FOLLOW:
-            ref = frame.rfind(_SUBJECT_TEXT8)
-            did = frame[ref + 10 : ref + 10 + frame[ref + 9]] if ref > 0 else b""
-            return did if did.startswith(b"did:") else None
-        if collection == _POST or slash < 0:
-            return None
-        return b""  # no event can come of it
 
     def _single_record_start(self, frame: bytes, path_at: int, ops_end: int) -> int:
         """Where the one record's top-level `$type` is: the op path names the collection, and
