@@ -115,7 +115,10 @@ def kafka_bootstrap() -> Iterator[str]:
 def kafka_restart(kafka_bootstrap: str) -> BrokerControl:
     """Restart the session's broker keeping its data and address: `await kafka_restart()`."""
     if os.environ.get(EXTERNAL_ENV):
-        pytest.skip(f"{EXTERNAL_ENV} is set: the broker is not ours to restart")
+        pytest.fail(
+            f"{EXTERNAL_ENV} is set: the broker is not ours to restart; unset it, or deselect "
+            "the restart tests with -k 'not restart'"
+        )
     return BrokerControl(kafka_bootstrap)
 
 
