@@ -117,7 +117,7 @@ def kafka_restart(kafka_bootstrap: str) -> BrokerControl:
     if os.environ.get(EXTERNAL_ENV):
         pytest.fail(
             f"{EXTERNAL_ENV} is set: the broker is not ours to restart; unset it, or deselect "
-            "the restart tests with -k 'not restart'"
+            "the broker-outage tests with -k 'not restart and not broker_is_down'"
         )
     return BrokerControl(kafka_bootstrap)
 
