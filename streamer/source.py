@@ -61,7 +61,7 @@ class RelaySource:
         attempt = 0
         while True:
             url = subscribe_url(self.base_url, cursor())
-            before, self._unhealthy = self._received, False
+            before, opened, self._unhealthy = self._received, self.connections, False
             try:
                 await self._session(url, handler)
                 reason = "closed by relay"
@@ -71,7 +71,8 @@ class RelaySource:
             attempt = 0 if healthy else attempt + 1
             delay = self.backoff.delay(attempt)
             self.reconnects += 1
-            log.warning("relay connection lost reason=%r retry_in=%.2fs", reason, delay)
+            what = "relay connection lost" if self.connections > opened else "relay unreachable"
+            log.warning("%s reason=%r retry_in=%.2fs", what, reason, delay)
             await asyncio.sleep(delay)
 
     async def _session(self, url: str, handler: FrameHandler) -> None:
