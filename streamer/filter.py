@@ -27,7 +27,7 @@ _REPO_KEY: Final = b"\x64repo\x78"  # CBOR text "repo", then a text of 24..255 b
 _CID_KEY: Final = b"\x63cid\xd8\x2a\x58\x25\x00"  # "cid": tag 42, 37 bytes, multibase 0x00
 _CID_LEN: Final = 36
 _PATH_KEY_TEXT8: Final = b"\x64path\x78"  # "path", then a text of 24..255 bytes
-_TYPE_KEY: Final = b"\x65$type"
+_POST_TYPE: Final = b"\x65$type\x72app.bsky.feed.post"  # "$type": text(18) of a post
 _POST: Final = b"app.bsky.feed.post"
 _FOLLOW: Final = b"app.bsky.graph.follow"
 _SUBJECT_COLLECTIONS: Final = frozenset({b"app.bsky.feed.like", b"app.bsky.feed.repost", _FOLLOW})
@@ -61,7 +61,6 @@ class FrameFilter:
         self._tracked: set[bytes] = {did.encode() for did in tracked_dids}
         self._rememberers: set[bytes] = {did.encode() for did in rememberers}
         self._findall = DID_TOKEN.findall
-        self._type_needles: dict[bytes, bytes] = {}
 
     def add(self, did: str) -> None:
         self._tracked.add(did.encode())
@@ -93,50 +92,31 @@ class FrameFilter:
         if first < 0:
             start = len(frame)  # no record in this commit (deletes only)
         elif find(_CID_KEY, first + 45, at) < 0:
-            # one record: a like, repost or follow is settled by its subject alone, and a
-            # record of any other collection but posts can yield no event
+            # one record: a like, repost or follow is settled by its subject alone, a post by
+            # the DIDs after its top-level $type, and any other collection yields no event
             slash = find(b"/", first + 52, at) if frame.startswith(_PATH_KEY_TEXT8, first + 45) else -1
-            collection = frame[first + 52 : slash] if slash > 0 else _POST
-            if collection in _SUBJECT_COLLECTIONS:
-                subject = _subject_did(frame, collection)
-                if subject is not None:
-                    if subject in tracked:
-                        return MENTIONS
-                    return DELETES_ONLY if repo in self._rememberers and find(_DELETE, 16, at) >= 0 else SKIP
-            elif collection != _POST:
-                return DELETES_ONLY if repo in self._rememberers and find(_DELETE, 16, at) >= 0 else SKIP
-            start = self._single_record_start(frame, first + 45, at)
+            collection = frame[first + 52 : slash] if slash > 0 else None
+            subject = _subject_did(frame, collection) if collection in _SUBJECT_COLLECTIONS else None
+            if subject is not None:
+                return MENTIONS if subject in tracked else self._deletes_only(frame, repo, at)
+            if collection is not None and collection != _POST and collection not in _SUBJECT_COLLECTIONS:
+                return self._deletes_only(frame, repo, at)
+            # canonical key order puts every DID-bearing post field (reply, embed, facets)
+            # after `$type`; nested `$type`s never name app.bsky.feed.post
+            start = frame.rfind(_POST_TYPE) if collection == _POST else -1
         else:
             start = self._records_start(frame, at)
         if start <= at:
             return self._classify_whole(frame)
         if not tracked.isdisjoint(self._findall(frame, start)):
             return MENTIONS
-        if repo in self._rememberers and find(_DELETE, 16, at) >= 0:
+        return self._deletes_only(frame, repo, at)
+
+    def _deletes_only(self, frame: bytes, repo: bytes, ops_end: int) -> int:
+        """No tracked DID in the frame: only a delete by a repo with remembered paths counts."""
+        if repo in self._rememberers and frame.find(_DELETE, 16, ops_end) >= 0:
             return DELETES_ONLY
         return SKIP
-
-    def _single_record_start(self, frame: bytes, path_at: int, ops_end: int) -> int:
-        """Where the one record's top-level `$type` is: the op path names the collection, and
-        canonical key order puts every DID-bearing field (subject, reply, embed, facets) after
-        `$type`; nested `$type`s never name the record's own collection. -1 when unsure."""
-        if not frame.startswith(_PATH_KEY_TEXT8, path_at):
-            return -1
-        text_at = path_at + 7
-        slash = frame.find(b"/", text_at, ops_end)
-        needle = self._type_needles.get(frame[text_at:slash]) if slash > 0 else None
-        if needle is None:
-            if slash < 0 or slash - text_at > 255:
-                return -1
-            needle = self._type_needle(frame[text_at:slash])
-        return frame.rfind(needle)
-
-    def _type_needle(self, collection: bytes) -> bytes:
-        size = len(collection)
-        needle = _TYPE_KEY + (bytes((0x60 + size,)) if size < 24 else bytes((0x78, size))) + collection
-        if len(self._type_needles) < 1024:  # collections are few; never grow without bound
-            self._type_needles[collection] = needle
-        return needle
 
     def _records_start(self, frame: bytes, ops_end: int) -> int:  # several records
         """Offset of the first op record in the CAR, len(frame) if none, -1 if unsure."""

@@ -117,6 +117,17 @@ class RunProcess:
                 await asyncio.sleep(0.1)
 
 
+async def play_to_end(relay: RelayEmulator, run: RunProcess, s: FrameScript) -> None:
+    """Publish the scenario once `run` is connected; return when every event is flushed
+    (= committed to DuckDB in `run`)."""
+    await run.wait_metric("bluepulse_streamer_frames_received_total")
+    async with asyncio.timeout(20):
+        await relay.wait_for_connections(1)
+    for frame in s.frames:
+        relay.publish(frame)
+    await run.wait_metric(f"bluepulse_streamer_last_seq {float(s.seq)}")
+
+
 def sample(metrics: str, name: str, account: str) -> float:
     for line in metrics.splitlines():
         if line.startswith(name + "{") and f'account="{account}"' in line:
@@ -127,12 +138,7 @@ def sample(metrics: str, name: str, account: str) -> float:
 async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: Path) -> None:
     s = scenario()
     async with RelayEmulator() as relay, RunProcess(tmp_path, relay.url, free_port()) as run:
-        await run.wait_metric("bluepulse_streamer_frames_received_total")
-        async with asyncio.timeout(20):
-            await relay.wait_for_connections(1)
-        for frame in s.frames:
-            relay.publish(frame)
-        await run.wait_metric(f"bluepulse_streamer_last_seq {float(s.seq)}")  # all flushed = committed
+        await play_to_end(relay, run, s)
         await run.wait_metric(f"bluepulse_aggregator_last_seq {float(s.seq - 1)}")
         # signals are recomputed at most every 2 s: wait for the deactivation to show
         metrics = await run.wait_metric('bluepulse_account_active{account="ars.fr"} 0.0')
@@ -164,12 +170,7 @@ def bluepulse_sql(db: Path, query: str) -> subprocess.CompletedProcess[str]:
 async def test_sql_answers_while_run_is_writing_and_refuses_writes(tmp_path: Path) -> None:
     s = scenario()
     async with RelayEmulator() as relay, RunProcess(tmp_path, relay.url, free_port()) as run:
-        await run.wait_metric("bluepulse_streamer_frames_received_total")
-        async with asyncio.timeout(20):
-            await relay.wait_for_connections(1)
-        for frame in s.frames:
-            relay.publish(frame)
-        await run.wait_metric(f"bluepulse_streamer_last_seq {float(s.seq)}")
+        await play_to_end(relay, run, s)
         await asyncio.sleep(0.5)  # one snapshot interval
         answer = await asyncio.to_thread(
             bluepulse_sql, run.db, "SELECT handle, likes FROM account_totals ORDER BY did"
