@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas import Event
-from transport.memory import EventQueue
+from transport.memory import EventQueue, PositionMarker
 
 QUEUE_PARTITION = "queue"
 
@@ -24,6 +24,7 @@ class SourceBatch:
     events: Mapping[str, Sequence[Event]]
     next_offsets: Mapping[str, int | None]
     skipped: Mapping[str, int] = field(default_factory=dict)  # undecodable messages, by reason
+    marks: Mapping[str, int] = field(default_factory=dict)  # highest position marker per partition
     token: int = 0  # what `ack` needs to release (queue: number of frames)
 
     def __len__(self) -> int:
@@ -52,8 +53,14 @@ class QueueSource:
         items = await self._queue.get_batch(self._max_events, self._wait)
         if not items:
             return None
-        events = [event for item in items for event in item]
-        return SourceBatch({QUEUE_PARTITION: events}, {QUEUE_PARTITION: None}, token=len(items))
+        events: list[Event] = []
+        marks: dict[str, int] = {}
+        for item in items:
+            if isinstance(item, PositionMarker):
+                marks[QUEUE_PARTITION] = max(marks.get(QUEUE_PARTITION, 0), item.seq)
+            else:
+                events.extend(item)
+        return SourceBatch({QUEUE_PARTITION: events}, {QUEUE_PARTITION: None}, marks=marks, token=len(items))
 
     async def ack(self, batch: SourceBatch) -> None:
         await self._queue.mark_done(batch.token)

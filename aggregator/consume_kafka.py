@@ -21,7 +21,15 @@ from aiokafka.errors import KafkaError
 
 from aggregator.consume import SourceBatch
 from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Event, SchemaError, decode
-from transport.kafka import KafkaSettings, LogEvery, partition_name, split_partition_name, with_retry
+from transport.kafka import (
+    POSITION_TYPE,
+    TYPE_HEADER,
+    KafkaSettings,
+    LogEvery,
+    partition_name,
+    split_partition_name,
+    with_retry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +116,15 @@ class KafkaSource:
         await self._refresh_lag()
         events: dict[str, list[Event]] = {}
         next_offsets: dict[str, int | None] = {}
+        marks: dict[str, int] = {}
         skipped: Counter[str] = Counter()
         for tp, messages in records.items():
             name = partition_name(tp.topic, tp.partition)
-            events[name] = self._decode_all(name, messages, skipped)
+            events[name] = self._decode_all(name, messages, skipped, marks)
             next_offsets[name] = messages[-1].offset + 1
         self.skipped_total.update(skipped)
         self._idle.clear()
-        return SourceBatch(events, next_offsets, dict(skipped))
+        return SourceBatch(events, next_offsets, dict(skipped), marks)
 
     async def ack(self, batch: SourceBatch) -> None:
         """The batch is in DuckDB: copy its offsets to Kafka, then let a pending revoke go on."""
@@ -136,11 +145,14 @@ class KafkaSource:
         return dict(self._lag)
 
     def _decode_all(
-        self, name: str, messages: Iterable[ConsumerRecord], skipped: Counter[str]
+        self, name: str, messages: Iterable[ConsumerRecord], skipped: Counter[str], marks: dict[str, int]
     ) -> list[Event]:
         decoded = []
         for message in messages:
             event = _decode(message)
+            if isinstance(event, int):  # a position marker
+                marks[name] = max(marks.get(name, event), event)
+                continue
             if isinstance(event, Event):
                 decoded.append(event)
                 continue
@@ -251,9 +263,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._on_assigned(assigned)
 
 
-def _decode(message: ConsumerRecord) -> Event | str:
-    """The event, or the reason it is skipped."""
-    version = next((value for key, value in message.headers or () if key == SCHEMA_HEADER), None)
+def _decode(message: ConsumerRecord) -> Event | int | str:
+    """The event, a position marker's seq, or the reason the message is skipped."""
+    headers = message.headers or ()
+    if any(key == TYPE_HEADER and value == POSITION_TYPE for key, value in headers):
+        value = message.value or b""
+        return int(value) if value.isdigit() else "bad_position_marker"
+    version = next((value for key, value in headers if key == SCHEMA_HEADER), None)
     if version is None:
         return "missing_schema_header"
     if version != _SCHEMA_VALUE:

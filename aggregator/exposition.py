@@ -181,7 +181,8 @@ class PipelineCollector(Collector):
         for reason, count in sorted(s.messages_skipped.items()):
             skipped.add_metric([reason], count)
         yield skipped
-        yield _plain(GaugeMetricFamily, "last_seq", "Highest firehose seq committed.", s.last_seq)
+        yield _plain(GaugeMetricFamily, "last_seq", "Firehose seq committed in DuckDB, frames without "
+                     "tracked events included (highest over partitions).", s.last_seq)  # fmt: skip
         yield _plain(GaugeMetricFamily, "lag_seconds", "Now minus newest event time.", s.lag_seconds())
         consumer_lag = GaugeMetricFamily(
             "bluepulse_aggregator_consumer_lag", "Kafka messages behind, by partition.",

@@ -14,7 +14,7 @@ import duckdb
 
 from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS
 
-STORE_SCHEMA_VERSION: Final = 1
+STORE_SCHEMA_VERSION: Final = 2
 
 
 class StoreError(RuntimeError):
@@ -65,8 +65,15 @@ _V1: Final = (
     "INSERT INTO clock VALUES (1, NULL)",
 )
 
+# v2: the firehose seq up to which a partition is committed, advanced by position markers
+# too (frames without a tracked event), not only by events; seeded from the event watermark
+_V2: Final = (
+    "ALTER TABLE positions ADD COLUMN committed_seq BIGINT",
+    "UPDATE positions SET committed_seq = seq",
+)
+
 # version -> statements that take a file from version - 1 to version
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2}
 
 
 def file_version(con: duckdb.DuckDBPyConnection) -> int:

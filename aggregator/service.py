@@ -2,6 +2,8 @@
 
 Invariant: a batch is acknowledged to its source (releasing the streamer's cursor) only after
 DuckDB committed it; a failed transaction stops the aggregator without advancing anything.
+Snapshot and maintenance run between batches under the Supervisor's policy: a failure is
+counted and retried with backoff; one that does not recover stops the aggregator.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 from aggregator.consume import BatchSource, SourceBatch
 from aggregator.stats import AggregatorStats
-from aggregator.store import ApplyResult, PartitionBatch, Store
+from aggregator.store import ApplyResult, PartitionBatch, Store, StoreError
+from transport.supervise import Periodic, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +31,22 @@ class Aggregator:
         snapshot_path: Path | None = None,
         snapshot_interval: float = 10.0,
         maintenance_interval: float = 300.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.store = store
         self.source = source
         self.stats = stats or AggregatorStats()
+        self.stats.last_seq = store.committed_seq()
         self.snapshot_path = snapshot_path
         self.snapshot_interval = snapshot_interval
         self.maintenance_interval = maintenance_interval
-        self._next_snapshot = 0.0
-        self._next_maintenance = time.monotonic() + maintenance_interval
+        self.supervisor = supervisor or Supervisor()
+        self._snapshots = Periodic(self.supervisor, "snapshot", snapshot_interval)
+        # a failed maintenance transaction means the writer's connection is broken: fatal
+        self._maintenance = Periodic(
+            self.supervisor, "maintenance", maintenance_interval, fatal=(StoreError,),
+            start=time.monotonic() + maintenance_interval,
+        )  # fmt: skip
         self._dirty = True
         self._stopping = False
 
@@ -57,8 +67,10 @@ class Aggregator:
 
     async def apply(self, batch: SourceBatch) -> int:
         partitions = {
-            name: PartitionBatch(batch.events.get(name, ()), batch.next_offsets.get(name))
-            for name in batch.events.keys() | batch.next_offsets.keys()
+            name: PartitionBatch(
+                batch.events.get(name, ()), batch.next_offsets.get(name), batch.marks.get(name)
+            )
+            for name in batch.events.keys() | batch.next_offsets.keys() | batch.marks.keys()
         }
         started = time.perf_counter()
         writing = asyncio.ensure_future(asyncio.to_thread(self.store.apply, partitions))
@@ -96,13 +108,15 @@ class Aggregator:
 
     async def _upkeep(self) -> None:
         now = time.monotonic()
-        if now >= self._next_snapshot:
-            await self.snapshot()
+        if self._snapshots.due(now):
             # a big file takes long to copy: keep snapshots under ~10 % of the writer's time
-            self._next_snapshot = time.monotonic() + max(
-                self.snapshot_interval, 10 * self.stats.snapshot_seconds
+            await self._snapshots.run(
+                self.snapshot,
+                next_interval=lambda: max(self.snapshot_interval, 10 * self.stats.snapshot_seconds),
             )
-        if now >= self._next_maintenance:
-            self._next_maintenance = now + self.maintenance_interval
-            result = await asyncio.to_thread(self.store.maintain)
-            log.info("store maintenance %s", result)
+        if self._maintenance.due(now):
+            await self._maintenance.run(self._maintain)
+
+    async def _maintain(self) -> None:
+        result = await asyncio.to_thread(self.store.maintain)
+        log.info("store maintenance %s", result)

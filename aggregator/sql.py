@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+
+from aggregator.sql_text import after_explain, leading_words, skip_blanks
 
 _SAFE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
     "enable_external_access": False,
@@ -29,28 +32,50 @@ ALLOWED_TABLE_FUNCTIONS: Final = frozenset({
     "duckdb_schemas", "duckdb_types", "duckdb_functions", "duckdb_indexes",
     "duckdb_constraints", "duckdb_databases", "duckdb_keywords",
 })  # fmt: skip
+_PIVOT: Final = (
+    "without an IN list runs two statements and cannot be checked; name the values: "
+    "PIVOT t ON col IN ('a', 'b') USING sum(v)"
+)
+# What each refused kind of statement does, after the words the user wrote ("ANALYZE …").
 _REFUSED_TYPES: Final = {
-    "ATTACH": "ATTACH opens another database file",
-    "DETACH": "DETACH changes the attached databases",
-    "COPY": "COPY reads or writes files",
-    "COPY_DATABASE": "COPY reads or writes files",
-    "EXPORT": "EXPORT writes files",
-    "PRAGMA": "PRAGMA and IMPORT DATABASE are not queries",
-    "LOAD": "INSTALL/LOAD fetch or load extensions",
-    "SET": "SET/RESET/USE change settings",
-    "VARIABLE_SET": "SET VARIABLE changes settings",
-    "CALL": "CALL runs procedures",
-    "TRANSACTION": "transaction control is not a query",
+    "ATTACH": "opens another database file",
+    "DETACH": "changes the attached databases",
+    "COPY": "reads or writes files",
+    "COPY_DATABASE": "reads or writes files",
+    "EXPORT": "writes files",
+    "PRAGMA": "is not a query",
+    "LOAD": "fetches or loads extensions (INSTALL/LOAD)",
+    "SET": "changes settings (SET/RESET/USE)",
+    "VARIABLE_SET": "changes settings",
+    "CALL": "runs a procedure",
+    "TRANSACTION": "is transaction control, not a query",
+    "PREPARE": "prepares a statement: send the query itself",
+    "EXECUTE": "runs a prepared statement: send the query itself",
+    "MULTI": "runs several statements (a PIVOT without an IN list?) and cannot be checked",
 }
-_EXPLAIN: Final = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s", re.IGNORECASE)
+# Where DuckDB's statement type misnames what the user wrote, the leading words decide.
+_REFUSED_WORDS: Final = {
+    "ANALYZE": "recomputes the store's statistics (it writes)",
+    "VACUUM": "rewrites the store",
+    "CHECKPOINT": "writes the store",
+    "FORCE CHECKPOINT": "writes the store",
+    "IMPORT DATABASE": "reads files",
+    "UPDATE EXTENSIONS": "fetches extensions",
+    "PIVOT": _PIVOT,
+}
+_PIVOT_WORD: Final = re.compile(r"\bPIVOT\b", re.IGNORECASE)
 _PATH_CHARS: Final = re.compile(r"[/\\.:*?~]")
+_WRITES: Final = frozenset({
+    "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "MERGE_INTO", "CREATE_FUNC",
+})  # fmt: skip
+BATCH_ROWS: Final = 10_000  # rows fetched at a time: output starts at once, memory stays flat
 _HINT: Final = (
     "ad-hoc SQL is read-only: one SELECT (or WITH, SHOW, DESCRIBE, EXPLAIN) over the store's tables and views"
 )
 
 
 class QueryRefusedError(ValueError):
-    """The guard refused the statement; the message says why."""
+    """The guard refused the statement; the message says why (without a "refused" prefix)."""
 
 
 class QueryError(RuntimeError):
@@ -60,27 +85,45 @@ class QueryError(RuntimeError):
 def check_query(sql: str) -> None:
     """Raise QueryRefusedError unless `sql` is one read-only query that touches no file."""
     statement = _single_statement(sql)
-    kind = statement.type.name
+    kind = _kind(statement)
     if kind == "EXPLAIN":
-        match = _EXPLAIN.match(statement.query)
-        inner = statement.query[match.end() :] if match else ""
-        statement = _single_statement(inner)
-        kind = statement.type.name
+        statement = _single_statement(after_explain(statement.query))
+        kind = _kind(statement)
     if kind != "SELECT":
-        reason = _REFUSED_TYPES.get(kind, f"{kind} statements change the store")
-        raise QueryRefusedError(f"refused: {reason}; {_HINT}")
+        raise QueryRefusedError(_refusal(statement.query, kind))
     _check_tree(statement.query)
 
 
+def _kind(statement: Any) -> str:
+    """DuckDB's statement type name; a type this duckdb's Python enum lacks is "UNKNOWN"."""
+    try:
+        return str(statement.type.name)
+    except ValueError:  # e.g. UPDATE EXTENSIONS: "29 is not a valid StatementType"
+        return "UNKNOWN"
+
+
+def _refusal(sql: str, kind: str) -> str:
+    """Name the statement by the words the user wrote, then say what it would do."""
+    words = leading_words(sql)
+    if kind == "MULTI" and _PIVOT_WORD.search(sql):  # WITH … PIVOT, EXPLAIN PIVOT: the PIVOT is the cause
+        words = "PIVOT"
+    what = _REFUSED_WORDS.get(words) or _REFUSED_WORDS.get(words.split(" ")[0])
+    if what is None:
+        what = _REFUSED_TYPES.get(
+            kind, "changes the store" if kind in _WRITES else "is not a read-only query"
+        )
+    return f"{words or kind} {what}; {_HINT}"
+
+
 def _single_statement(sql: str) -> Any:
-    if not sql.strip():
-        raise QueryRefusedError(f"refused: empty query; {_HINT}")
+    if not sql[skip_blanks(sql, 0) :].strip():
+        raise QueryRefusedError(f"empty query; {_HINT}")
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise QueryRefusedError(f"refused: not valid SQL: {exc}") from exc
+        raise QueryRefusedError(f"not valid SQL: {exc}") from exc
     if len(statements) != 1:
-        raise QueryRefusedError(f"refused: {len(statements)} statements; send exactly one")
+        raise QueryRefusedError(f"{len(statements)} statements; send exactly one")
     return statements[0]
 
 
@@ -90,17 +133,17 @@ def _check_tree(sql: str) -> None:
     tree = json.loads(row[0]) if row else {"error": True}
     if tree.get("error"):
         message = tree.get("error_message", "cannot be parsed")
-        raise QueryRefusedError(f"refused: this query cannot be checked ({message}); {_HINT}")
+        raise QueryRefusedError(f"this query cannot be checked ({message}); {_HINT}")
     for node in _nodes(tree):
         kind = node.get("type")
         if kind == "TABLE_FUNCTION":
             name = str(node.get("function", {}).get("function_name", "")).lower()
             if name not in ALLOWED_TABLE_FUNCTIONS:
                 raise QueryRefusedError(
-                    f"refused: table function {name}() can read files or run other statements; {_HINT}"
+                    f"table function {name}() can read files or run other statements; {_HINT}"
                 )
         elif kind == "BASE_TABLE" and _PATH_CHARS.search(str(node.get("table_name", ""))):
-            raise QueryRefusedError(f"refused: FROM {node.get('table_name')!r} would read a file; {_HINT}")
+            raise QueryRefusedError(f"FROM {node.get('table_name')!r} would read a file; {_HINT}")
 
 
 def _nodes(value: Any) -> Iterator[dict[str, Any]]:
@@ -128,26 +171,62 @@ def writer_holds(db_path: str | Path) -> bool:
     return False
 
 
-def run_readonly_query(
-    db_path: str | Path, sql: str, *, max_rows: int | None = None
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(column names, rows) of one guarded query on a read-only, no-file-access connection."""
+class QueryRows:
+    """An open query: its column names, and its rows fetched in batches as they are read."""
+
+    def __init__(self, result: duckdb.DuckDBPyConnection) -> None:
+        self._result = result
+        self.columns: list[str] = [d[0] for d in result.description or []]
+
+    def batches(self, size: int = BATCH_ROWS) -> Iterator[list[tuple[Any, ...]]]:
+        """Batches of at most `size` rows, never the whole result: memory stays flat."""
+        while True:
+            try:
+                batch = self._result.fetchmany(size)
+            except duckdb.Error as exc:
+                raise QueryError(str(exc)) from exc
+            if not batch:
+                return
+            yield batch
+
+
+@contextmanager
+def open_readonly_query(db_path: str | Path, sql: str) -> Iterator[QueryRows]:
+    """One guarded query on a read-only, no-file-access connection, closed on exit."""
     check_query(sql)
-    path = Path(db_path)
+    con = _connect(Path(db_path))
+    try:
+        try:
+            result = con.execute(sql)
+        except duckdb.Error as exc:
+            raise QueryError(str(exc)) from exc
+        yield QueryRows(result)
+    finally:
+        con.close()
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    if path.is_dir():
+        raise QueryError(f"{path}: is a directory; --db names the store file (e.g. data/bluepulse.duckdb)")
     if not path.is_file():
         raise QueryError(f"{path}: no such store file")
     try:
-        con = duckdb.connect(str(path), read_only=True, config=_SAFE_CONFIG)
+        return duckdb.connect(str(path), read_only=True, config=_SAFE_CONFIG)
     except duckdb.Error as exc:
         held = "lock" in str(exc).lower()
         hint = "; the aggregator holds it: query its snapshot file instead" if held else ""
         raise QueryError(f"{path}: cannot open: {exc}{hint}") from exc
-    try:
-        result = con.execute(sql)
-        names = [d[0] for d in result.description or []]
-        rows = result.fetchall() if max_rows is None else result.fetchmany(max_rows)
-    except duckdb.Error as exc:
-        raise QueryError(str(exc)) from exc
-    finally:
-        con.close()
-    return names, rows
+
+
+def run_readonly_query(
+    db_path: str | Path, sql: str, *, max_rows: int | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(column names, rows) of one guarded query, the whole result (or its first `max_rows`) in memory."""
+    with open_readonly_query(db_path, sql) as query:
+        rows: list[tuple[Any, ...]] = []
+        for batch in query.batches():
+            rows.extend(batch)
+            if max_rows is not None and len(rows) >= max_rows:
+                del rows[max_rows:]
+                break
+        return query.columns, rows

@@ -33,8 +33,9 @@ class AggregatorStats:
         self.batch_seconds_sum += seconds
         self.batch_seconds_last = seconds
         self.messages_skipped.update(skipped)
-        if result.max_seq is not None:
-            self.last_seq = max(self.last_seq or 0, result.max_seq)
+        committed = [p.committed for p in result.positions.values() if p.committed is not None]
+        if committed:  # the position committed (events and markers), not the last event's seq
+            self.last_seq = max(self.last_seq or 0, *committed)
         if result.newest_event is not None:
             newest = result.newest_event.timestamp()
             self.newest_event_time = max(self.newest_event_time or 0.0, newest)

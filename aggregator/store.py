@@ -35,12 +35,14 @@ __all__ = ["ApplyResult", "PartitionBatch", "Position", "Store", "StoreError"]
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a partition stands: next offset to read and the highest (seq, idx) applied."""
+    """Where a partition stands: next offset to read, the highest (seq, idx) applied (the
+    replay watermark) and the firehose seq committed (events and position markers)."""
 
     partition: str
     next_offset: int | None
     seq: int | None
     idx: int | None
+    committed: int | None = None
 
     @property
     def watermark(self) -> Watermark | None:
@@ -51,6 +53,7 @@ class Position:
 class PartitionBatch:
     events: Sequence[Event]
     next_offset: int | None = None
+    mark: int | None = None  # the highest position marker read with these events
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +142,14 @@ class Store:
         """Committed positions by partition (where consumers resume); never waits on a write."""
         return dict(self._positions)
 
+    def committed_seq(self) -> int | None:
+        """The furthest firehose seq committed on any partition (bluepulse_aggregator_last_seq)."""
+        return max((p.committed for p in self._positions.values() if p.committed is not None), default=None)
+
     def _load_positions(self) -> dict[str, Position]:
-        rows = self._con.execute("SELECT partition, next_offset, seq, idx FROM positions").fetchall()
+        rows = self._con.execute(
+            "SELECT partition, next_offset, seq, idx, committed_seq FROM positions"
+        ).fetchall()
         return {r[0]: Position(*r) for r in rows}
 
     def apply(self, batches: Mapping[str, PartitionBatch]) -> ApplyResult:
@@ -181,7 +190,9 @@ class Store:
             if offset is None and old is not None:
                 offset = old.next_offset
             seq, idx = high if high is not None else (None, None)
-            plan.positions[name] = Position(name, offset, seq, idx)
+            before = (old.committed, old.seq) if old is not None else (None, None)
+            reached = [v for v in (*before, seq, batch.mark) if v is not None]
+            plan.positions[name] = Position(name, offset, seq, idx, max(reached, default=None))
         return plan
 
     def _tables(self, plan: _Plan, deltas: Deltas, ingested_us: int) -> BatchTables:
@@ -194,7 +205,9 @@ class Store:
             post_states=columns.posts_table(deltas),
             handles=columns.handles_table(deltas.handles) if deltas.handles else None,
             statuses=columns.statuses_table(deltas.statuses) if deltas.statuses else None,
-            positions=[(p.partition, p.next_offset, p.seq, p.idx) for p in plan.positions.values()],
+            positions=[
+                (p.partition, p.next_offset, p.seq, p.idx, p.committed) for p in plan.positions.values()
+            ],
             new_dids=pa.table({"did": pa.array(new_dids, pa.string())}) if new_dids else None,
             newest_event=us_to_datetime(max(times)) if times else None,
         )

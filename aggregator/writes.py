@@ -59,10 +59,12 @@ STATUSES_SQL: Final = (
         status_changed_at = excluded.status_changed_at""",
 )
 
-POSITION_SQL: Final = """INSERT INTO positions VALUES ($1, $2, $3, $4)
+POSITION_SQL: Final = """INSERT INTO positions (partition, next_offset, seq, idx, committed_seq)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (partition) DO UPDATE SET
     next_offset = coalesce(excluded.next_offset, positions.next_offset),
-    seq = coalesce(excluded.seq, positions.seq), idx = coalesce(excluded.idx, positions.idx)"""
+    seq = coalesce(excluded.seq, positions.seq), idx = coalesce(excluded.idx, positions.idx),
+    committed_seq = greatest(excluded.committed_seq, positions.committed_seq)"""
 
 REGISTRY_SQL: Final = """INSERT INTO accounts BY NAME SELECT * FROM registry
 ON CONFLICT (did) DO UPDATE SET name = excluded.name, category = excluded.category,
@@ -86,7 +88,7 @@ class BatchTables:
     post_states: pa.Table
     handles: pa.Table | None
     statuses: pa.Table | None
-    positions: Sequence[tuple[str, int | None, int | None, int | None]]
+    positions: Sequence[tuple[str, int | None, int | None, int | None, int | None]]
     new_dids: pa.Table | None
     newest_event: datetime | None
 

@@ -231,6 +231,9 @@ class _Counting:
         self.seqs.append(events[0].seq)
         self.cumulative.append(self.total)
 
+    async def mark(self, seq: int) -> None:
+        return None
+
     async def flush(self) -> None:
         return None
 

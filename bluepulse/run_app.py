@@ -2,7 +2,8 @@
 
 Shutdown order (SIGTERM/SIGINT): stop reading the relay, let the aggregator finish its batch
 and drain the queue, then checkpoint the streamer (flush = everything committed) and save the
-cursor. A failed DuckDB transaction stops everything without moving the cursor.
+cursor. A failed DuckDB transaction stops everything without moving the cursor. Both halves
+share one Supervisor: a background job that does not recover stops the process (exit 1).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bluepulse.streamer_app import build_streamer
 from schemas.accounts import Account
 from streamer.publish import QueuePublisher
 from transport.memory import EventQueue
+from transport.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,10 @@ def open_store(config: Config, accounts: Sequence[Account]) -> Store:
     return store
 
 
-async def track_lag(source: KafkaSource, stats: AggregatorStats, interval: float = 1.0) -> None:
-    """Copies the consumer's per-partition lag into the stats /metrics reads."""
-    while True:
-        stats.lag_by_partition = dict(source.lag())
-        await asyncio.sleep(interval)
+async def refresh_lag(source: KafkaSource, stats: AggregatorStats) -> None:
+    """Copies the consumer's per-partition lag into the stats /metrics reads (a supervised job:
+    `supervisor.every("metrics", 1.0, lambda: refresh_lag(source, stats))`)."""
+    stats.lag_by_partition = dict(source.lag())
 
 
 class Pipeline:
@@ -57,12 +58,14 @@ class Pipeline:
 
     def __init__(self, config: Config, registry: CollectorRegistry) -> None:
         self.queue = EventQueue(config.queue_size)
-        self.app = build_streamer(config, QueuePublisher(self.queue), registry)
+        self.supervisor = Supervisor()
+        registry.register(self.supervisor.collector())
+        self.app = build_streamer(config, QueuePublisher(self.queue), registry, self.supervisor)
         self.store = open_store(config, self.app.streamer.tracked.accounts())
         source = QueueSource(self.queue, config.batch_events)
         self.aggregator = Aggregator(
             self.store, source, snapshot_path=snapshot_path(config.db),
-            snapshot_interval=config.snapshot_interval,
+            snapshot_interval=config.snapshot_interval, supervisor=self.supervisor,
         )  # fmt: skip
         self.store_metrics = register_aggregator_metrics(registry, self.store, self.aggregator.stats)
         self.checkpoint_interval = config.checkpoint_interval
@@ -79,7 +82,8 @@ class Pipeline:
 
     async def _shutdown(self, streaming: asyncio.Task[None], aggregating: asyncio.Task[None]) -> None:
         streaming.cancel()
-        await asyncio.gather(streaming, return_exceptions=True)
+        stopped = (await asyncio.gather(streaming, return_exceptions=True))[0]
+        streamer_failed = isinstance(stopped, Exception)
         self.aggregator.stop()
         failed = (await asyncio.gather(aggregating, return_exceptions=True))[0]
         try:
@@ -89,8 +93,10 @@ class Pipeline:
                 await self.queue.fail(failed)
                 self.app.state.close()
             else:
-                await self.aggregator.drain()
-                await self.app.shutdown()
+                # the final position marker must reach the queue while the aggregator drains:
+                # the checkpoint after it then finds it committed instead of waiting forever
+                await asyncio.gather(self.app.streamer.mark_position(), self.aggregator.drain())
+                await self.app.shutdown(quiet=streamer_failed)  # the first error is the one reported
         finally:
             self.store_metrics.close()
             self.store.close()

@@ -2,7 +2,8 @@
 
 The format is the fixture's, so recordings and fixtures are interchangeable.
 Reading streams (no size guesses, multi-frame zstd as written by appends); a
-truncated record is our own broken state and fails loudly. Seq rewriting keeps
+truncated record is our own broken state and fails loudly, and a file that is not a
+capture at all (checked on its first frame) is called that. Seq rewriting keeps
 the CAR bytes byte-identical: only the body's `seq` value changes.
 """
 
@@ -21,6 +22,8 @@ import zstandard
 _LEN = struct.Struct("<I")
 _CHUNK = 1 << 20
 _SENTINEL = 0xFEEDFACECAFEBEEF  # 9-byte CBOR uint, never a real seq
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAX_FRAME_BYTES = 64 << 20  # far above any relay frame; a larger length means the file is not a capture
 
 
 class CaptureError(ValueError):
@@ -32,29 +35,82 @@ def _is_zst(path: str | Path) -> bool:
 
 
 def iter_frames(path: str | Path) -> Iterator[bytes]:
-    """Yield each frame of a capture file, streaming."""
+    """Yield each frame of a capture file, streaming.
+
+    The first frame is checked before anything is yielded, so a file that is not a capture (a
+    CSV, a JSONL of events, random bytes) is named as such instead of as a truncated frame.
+    """
     with open(path, "rb") as raw:
-        stream: IO[bytes] = raw
-        if _is_zst(path):
-            stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        buffer = b""
-        pos = 0
-        while True:
-            chunk = stream.read(_CHUNK)
-            if chunk:
-                buffer = buffer[pos:] + chunk
-                pos = 0
-            while len(buffer) - pos >= 4:
-                (size,) = _LEN.unpack_from(buffer, pos)
-                end = pos + 4 + size
-                if end > len(buffer):
-                    break
-                yield buffer[pos + 4 : end]
-                pos = end
-            if not chunk:
-                if pos != len(buffer):
-                    raise CaptureError(f"{path}: truncated frame at the end of the capture")
-                return
+        stream = _open_stream(path, raw)
+        try:
+            yield from _split(path, stream)
+        except zstandard.ZstdError as exc:
+            raise CaptureError(f"{path}: corrupt zstd data: {exc}") from exc
+
+
+def _open_stream(path: str | Path, raw: IO[bytes]) -> IO[bytes]:
+    """The file's frames stream, decompressed when it starts with the zstd magic."""
+    head = raw.read(len(_ZSTD_MAGIC))
+    raw.seek(0)
+    if head == _ZSTD_MAGIC:
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    if head and _is_zst(path):
+        raise CaptureError(f"{path}: not a capture file: named .zst but not zstd-compressed")
+    return raw
+
+
+def _split(path: str | Path, stream: IO[bytes]) -> Iterator[bytes]:
+    buffer = b""
+    pos = 0
+    count = 0
+    while True:
+        chunk = stream.read(_CHUNK)
+        if chunk:
+            buffer = buffer[pos:] + chunk
+            pos = 0
+        while len(buffer) - pos >= 4:
+            (size,) = _LEN.unpack_from(buffer, pos)
+            if size > MAX_FRAME_BYTES:
+                raise CaptureError(_not_a_capture(path, count, f"a frame length of {size} bytes"))
+            end = pos + 4 + size
+            if end > len(buffer):
+                break
+            frame = buffer[pos + 4 : end]
+            if count == 0 and not looks_like_frame(frame):
+                raise CaptureError(
+                    _not_a_capture(path, 0, "a first frame that is not a DAG-CBOR frame header")
+                )
+            yield frame
+            count += 1
+            pos = end
+        if not chunk:
+            if pos != len(buffer):
+                if count == 0:
+                    raise CaptureError(_not_a_capture(path, 0, "no complete frame"))
+                raise CaptureError(
+                    f"{path}: truncated frame at the end of the capture (after {count} frames)"
+                )
+            return
+
+
+def _not_a_capture(path: str | Path, count: int, found: str) -> str:
+    if count:
+        return f"{path}: corrupt capture: frame {count + 1} has {found}"
+    return (
+        f"{path}: not a capture file: found {found} "
+        "(a capture is [u32 little-endian length][DAG-CBOR frame] records, zstd-compressed if .zst)"
+    )
+
+
+def looks_like_frame(frame: bytes) -> bool:
+    """A relay frame starts with a small CBOR map header holding `op` (1 or -1)."""
+    if not frame or frame[0] & 0xE0 != 0xA0:  # CBOR major type 5: a map
+        return False
+    try:
+        header = cbor2.load(io.BytesIO(frame))
+    except (ValueError, EOFError, RecursionError, TypeError, LookupError):
+        return False
+    return isinstance(header, dict) and header.get("op") in (1, -1)
 
 
 def read_frames(path: str | Path) -> list[bytes]:

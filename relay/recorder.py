@@ -46,11 +46,12 @@ async def record(
     """
     url = subscribe_url(relay_url, cursor)
     skipped = 0
-    with CaptureWriter(out_path) as writer:
-        if limit is not None and limit <= 0:
-            return 0
-        try:
-            async with connect(url, max_size=None, compression=None) as ws:
+    if limit is not None and limit <= 0:
+        return 0
+    # connect first: an unreachable relay leaves no empty capture file behind
+    async with connect(url, max_size=None, compression=None) as ws:
+        with CaptureWriter(out_path) as writer:
+            try:
                 log.info("recording url=%s out=%s", url, out_path)
                 async for message in ws:
                     if isinstance(message, str):
@@ -61,7 +62,7 @@ async def record(
                         writer.flush()
                     if limit is not None and writer.count >= limit:
                         break
-        except ConnectionClosed as exc:
-            log.warning("relay closed the recording url=%s reason=%s", url, exc)
-        log.info("recorded frames=%d skipped_text=%d out=%s", writer.count, skipped, out_path)
-        return writer.count
+            except ConnectionClosed as exc:
+                log.warning("relay closed the recording url=%s reason=%s", url, exc)
+            log.info("recorded frames=%d skipped_text=%d out=%s", writer.count, skipped, out_path)
+            return writer.count

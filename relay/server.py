@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from relay.capture import SeqTemplate, frame_seq, read_frames
+from relay.capture import CaptureError, SeqTemplate, frame_seq, read_frames
 from relay.emulator import DEFAULT_RETENTION, PATH, RelayEmulator
 
 __all__ = ["DEFAULT_RETENTION", "PATH", "RelayEmulator", "play", "serve_capture"]
@@ -131,6 +131,8 @@ async def serve_capture(
     client (a cursor-less client is served live and would miss earlier frames).
     """
     frames = read_frames(capture_path)
+    if not frames:
+        raise CaptureError(f"{capture_path}: empty capture, no frames to serve")
     emulator = RelayEmulator(
         host,
         port,

@@ -3,12 +3,15 @@
 Header `did,handle,name` with optional `category,region,followers` (the follower baseline
 interaction rates divide by; left empty it stays unknown and rates are NULL, never a guess).
 Every problem is reported at once, with its line number, so a broken file stops the program
-at start with one clear message.
+at start with one clear message. Spreadsheet exports are read as they come: UTF-8 or UTF-16 with
+a BOM, Windows-1252, semicolon separators. One handle on two DIDs is refused (two series, one label).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,8 @@ REQUIRED_COLUMNS: Final = ("did", "handle", "name")
 OPTIONAL_COLUMNS: Final = ("category", "region", "followers")
 _DID_RE: Final = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[A-Za-z0-9.\-%:]+)$")
 _HANDLE_RE: Final = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]*$")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +41,56 @@ class RegistryError(ValueError):
 
 def load_accounts(path: Path) -> list[Account]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read accounts file: {exc.strerror}") from exc
-    return parse_accounts(text, str(path))
+    return parse_accounts(decode_accounts(data, str(path)), str(path))
+
+
+def decode_accounts(data: bytes, source: str = "<accounts>") -> str:
+    """UTF-8 (BOM or not), UTF-16 with a BOM, else Windows-1252: what spreadsheets export.
+
+    A French spreadsheet saves "CSV" as Windows-1252 (Latin-1 plus €, œ, …); bytes that are not
+    UTF-8 are read that way, with a log line saying so. UTF-16 without a BOM (NUL bytes) is
+    refused with the line it starts on rather than guessed.
+    """
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise RegistryError(f"{source}: line {_line_of(data, exc.start)}: not valid {codec}") from exc
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise RegistryError(
+            f"{source}: line {_line_of(data, nul)}: NUL bytes, not a text CSV "
+            "(UTF-16 without a byte-order mark? save it as CSV UTF-8)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = _line_of(data, exc.start)
+    text = data.decode("cp1252", errors="replace")
+    if "\ufffd" in text:  # bytes cp1252 leaves undefined: plain Latin-1 (ISO-8859-1) reads them all
+        text = data.decode("latin-1")
+    log.warning("%s is not UTF-8 (first at line %d): read as Windows-1252/Latin-1", source, line)
+    return text
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
 
 
 def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
-    reader = csv.DictReader(text.splitlines())
+    lines = text.splitlines()
+    first = lines[0] if lines else ""
+    # French spreadsheets separate "CSV" fields with semicolons
+    delimiter = ";" if ";" in first and "," not in first else ","
+    reader = csv.DictReader(lines, delimiter=delimiter)
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
@@ -60,6 +107,7 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
     accounts: list[Account] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+    handles: dict[str, tuple[int, str]] = {}
     for row in reader:
         line = reader.line_num
         values = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
@@ -75,6 +123,14 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
             seen[did] = line
         if not _HANDLE_RE.match(handle):
             problems.append(f"line {line}: invalid handle {handle!r}")
+        elif handle.lower() in handles and handles[handle.lower()][1] != did:
+            # one handle, two DIDs: two metric series with the same label, and one of them is wrong
+            other_line, other_did = handles[handle.lower()]
+            problems.append(
+                f"line {line}: handle {handle} ({did}) is also on line {other_line} ({other_did})"
+            )
+        elif handle.lower() not in handles:
+            handles[handle.lower()] = (line, did)
         if not values.get("name"):
             problems.append(f"line {line}: empty name")
         followers = values.get("followers", "")

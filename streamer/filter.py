@@ -72,6 +72,10 @@ class FrameFilter:
         """`did` made a like/repost/follow that concerns a tracked account: watch its deletes."""
         self._rememberers.add(did.encode())
 
+    def set_rememberers(self, dids: Iterable[str]) -> None:
+        """After expiry: only repos that still have remembered paths (keeps the set bounded)."""
+        self._rememberers = {did.encode() for did in dids}
+
     def __len__(self) -> int:
         return len(self._tracked)
 

@@ -1,7 +1,9 @@
 """Decode stage: the firehose frame envelope (header, body) and, on demand, its CAR blocks.
 
 Malformed input raises FrameError with a closed set of reasons, so the service can count and
-skip it; CAR blocks are decoded only for frames that survived the filter.
+skip it; CAR blocks are decoded only for frames that survived the filter. Every byte string
+handed to libipld first passes the cbor_bounds walk (depth, lengths, item count): decoding
+one frame is total, whatever it holds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import libipld
+
+from streamer.cbor_bounds import BoundsError, check
 
 # {"t": "#commit", "op": 1} in DAG-CBOR (keys sorted by length): every #commit frame starts so.
 COMMIT_PREFIX: Final = b"\xa2at\x67#commit\x62op\x01"
@@ -23,7 +27,13 @@ REASONS: Final = (
     "bad_record",
     "oversized",
     "unknown_type",
+    "too_deep",  # nesting past cbor_bounds.MAX_DEPTH (envelope or record)
+    "bad_length",  # a length or count claims more bytes than remain; truncated data
+    "too_many_items",  # more than cbor_bounds.MAX_ITEMS items in one envelope or record
+    "internal",  # an unexpected exception while decoding or mapping: a bug, logged with its traceback
 )
+_MAX_SEQ: Final = 2**63  # a seq must fit a signed 64-bit column downstream
+_DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, RecursionError)
 
 
 class FrameError(ValueError):
@@ -44,13 +54,20 @@ class Envelope:
     @property
     def seq(self) -> int | None:
         seq = self.body.get("seq")
-        return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+        valid = isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < _MAX_SEQ
+        return seq if valid else None
 
 
 def decode_envelope(frame: bytes) -> Envelope:
     try:
+        end = check(frame, count=2)  # header and body; the CAR is one string, skipped
+    except BoundsError as exc:
+        raise FrameError(exc.reason, exc.detail) from exc
+    if end != len(frame):
+        raise FrameError("bad_header", f"{len(frame) - end} bytes after header and body")
+    try:
         parts = libipld.decode_dag_cbor_multi(frame)
-    except (ValueError, TypeError, OverflowError) as exc:
+    except _DECODE_ERRORS as exc:
         raise FrameError("bad_cbor", str(exc)[:120]) from exc
     if len(parts) != 2 or not isinstance(parts[0], dict) or not isinstance(parts[1], dict):
         raise FrameError("bad_header", f"expected header and body, got {len(parts)} part(s)")
@@ -85,11 +102,24 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
                 raise FrameError("bad_car", f"section of {length} bytes at {pos} overruns the CAR")
             cid = car[pos : pos + _CID_LEN]
             if cid in wanted:
-                found[cid] = libipld.decode_dag_cbor(car[pos + _CID_LEN : end])
+                found[cid] = _decode_block(car[pos + _CID_LEN : end])
             pos = end
-    except (ValueError, TypeError, OverflowError, IndexError) as exc:
+    except FrameError:
+        raise
+    except (IndexError, *_DECODE_ERRORS) as exc:
         raise FrameError("bad_car", str(exc)[:120]) from exc
     return found
+
+
+def _decode_block(block: bytes) -> Any:
+    """One record block, bounded before libipld sees it."""
+    try:
+        end = check(block)
+    except BoundsError as exc:
+        raise FrameError(exc.reason, f"record block: {exc.detail}") from exc
+    if end != len(block):
+        raise FrameError("bad_car", f"{len(block) - end} bytes after a record block")
+    return libipld.decode_dag_cbor(block)
 
 
 _CID_LEN: Final = 36  # CIDv1, dag-cbor or raw, sha2-256: what atproto repos hold
@@ -107,6 +137,24 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise ValueError("varint too long")
+
+
+_SEQ_KEY: Final = b"\x63seq"  # CBOR text "seq"
+_SEQ_SEARCH: Final = 1 << 16  # `seq` sorts after `ops` and `rev`: near the start of a body
+
+
+def raw_seq(frame: bytes) -> int | None:
+    """The seq of a frame that cannot be decoded, read from the bytes after `seq` (log lines
+    only: it may be wrong, it is never used as a position)."""
+    at = frame.find(_SEQ_KEY, 0, _SEQ_SEARCH) + len(_SEQ_KEY)
+    if at < len(_SEQ_KEY) or at >= len(frame):
+        return None
+    head = frame[at]
+    if head < 24:  # a CBOR integer held in the head byte
+        return head
+    size = {0x18: 1, 0x19: 2, 0x1A: 4, 0x1B: 8}.get(head, 0)
+    value = frame[at + 1 : at + 1 + size]
+    return int.from_bytes(value) if size and len(value) == size else None
 
 
 def peek_seq(frame: bytes) -> int | None:

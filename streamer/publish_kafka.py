@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Event, encode
-from transport.kafka import KafkaSettings, LogEvery, with_retry
+from transport.kafka import POSITION_TYPE, TYPE_HEADER, KafkaSettings, LogEvery, with_retry
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,17 @@ class KafkaPublisher:
             await self._make_room()
             self._pending.append(await self._send(event))
             self.sent += 1
+
+    async def mark(self, seq: int) -> None:
+        """A position marker on every partition, behind the events sent before it (same order)."""
+        self._raise_if_failed()
+        partitions = await self._producer.partitions_for(self._settings.topic)
+        for partition in sorted(partitions):
+            await self._make_room()
+            self._pending.append(await self._producer.send(
+                self._settings.topic, value=str(seq).encode(), partition=partition,
+                headers=[(TYPE_HEADER, POSITION_TYPE)],
+            ))  # fmt: skip
 
     async def flush(self) -> None:
         """Return once every event published before the call is acknowledged by the broker."""

@@ -2,6 +2,8 @@
 
 Pure functions (no I/O): the caller passes the tracked set and a recall function for
 remembered record paths, and gets back events, paths to remember and per-op skip reasons.
+Any decoded input yields a result or a FrameError: every field is type-checked before use, and
+every event it emits passes the event contract (DIDs start with `did:`, seq a 63-bit int).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ REPOST: Final = "app.bsky.feed.repost"
 FOLLOW: Final = "app.bsky.graph.follow"
 _REMEMBERED_KINDS: Final = {LIKE: Kind.LIKE, REPOST: Kind.REPOST, FOLLOW: Kind.FOLLOW}
 _MENTION: Final = "app.bsky.richtext.facet#mention"
+_MAX_HANDLE: Final = 253  # atproto handles are domain names
 
 
 class Memory(NamedTuple):
@@ -56,17 +59,20 @@ def frame_events(
     """Events of a #commit, #identity or #account envelope; other kinds yield nothing."""
     result = FrameResult()
     body = env.body
-    seq, time, did = body.get("seq"), body.get("time"), body.get("did")
+    seq, time, did = env.seq, body.get("time"), body.get("did")
     if env.kind == "#commit":
-        _commit(body, tracked, recall, result, need_records=need_records)
-    elif env.kind == "#identity" and did in tracked and isinstance(seq, int):
+        _commit(body, seq, tracked, recall, result, need_records=need_records)
+        return result
+    if seq is None or not isinstance(did, str) or did not in tracked:
+        return result
+    if env.kind == "#identity":
         handle = body.get("handle")
         result.emit(
             seq=seq, kind=Kind.HANDLE, action=Action.UPDATE, direction=Direction.BY,
             subject_did=did, actor_did=did, time=_text(time),
-            handle=handle if isinstance(handle, str) else None,
+            handle=handle if isinstance(handle, str) and 0 < len(handle) <= _MAX_HANDLE else None,
         )  # fmt: skip
-    elif env.kind == "#account" and did in tracked and isinstance(seq, int):
+    elif env.kind == "#account":
         active, status = body.get("active"), body.get("status")
         result.emit(
             seq=seq, kind=Kind.ACCOUNT, action=Action.UPDATE, direction=Direction.BY,
@@ -78,12 +84,12 @@ def frame_events(
 
 
 def _commit(
-    body: dict[str, Any], tracked: Container[str], recall: Recall, out: FrameResult,
+    body: dict[str, Any], seq: int | None, tracked: Container[str], recall: Recall, out: FrameResult,
     *, need_records: bool,
 ) -> None:  # fmt: skip
-    repo, seq, ops = body.get("repo"), body.get("seq"), body.get("ops")
-    if not isinstance(repo, str) or not isinstance(seq, int) or not isinstance(ops, list):
-        raise FrameError("bad_body", "commit without repo, seq or ops")
+    repo, ops = body.get("repo"), body.get("ops")
+    if not isinstance(repo, str) or not repo.startswith("did:") or seq is None or not isinstance(ops, list):
+        raise FrameError("bad_body", "commit without a repo DID, a valid seq or ops")
     time = _text(body.get("time"))
     blocks: dict[bytes, Any] | None = None
     for op in ops:
@@ -102,7 +108,8 @@ def _commit(
             continue
         if blocks is None:
             blocks = decode_blocks(body, _op_cids(ops))
-        record = blocks.get(op.get("cid"))
+        cid = op.get("cid")
+        record = blocks.get(cid) if isinstance(cid, bytes) else None
         if not isinstance(record, dict):
             out.skipped.append("missing_block")
             continue

@@ -2,28 +2,35 @@
 
 Invariant: the cursor saved is the seq of a frame whose events (and every earlier frame's)
 were flushed downstream and whose remembered paths were committed. Bad frames are counted by
-reason and skipped; they never end the stream.
+reason and skipped; they never end the stream. The checkpoint and the expiry of remembered
+paths run under a Supervisor: retried and counted on failure, fatal when they do not recover.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
+import sqlite3
 from collections.abc import Awaitable
 from datetime import datetime
 
 from schemas import Kind
 from streamer.cursor import CursorStore
 from streamer.filter import MENTIONS, SKIP, FrameFilter
-from streamer.frames import Envelope, FrameError, decode_envelope, peek_seq
+from streamer.frames import Envelope, FrameError, decode_envelope, peek_seq, raw_seq
 from streamer.publish import Publisher
-from streamer.records import frame_events
+from streamer.records import FrameResult, frame_events
+from streamer.skiplog import SkipLog
 from streamer.source import RelaySource
 from streamer.stats import StreamerStats
 from streamer.tracked import StreamerState, TrackedAccounts
+from transport.memory import ConsumerFailedError
+from transport.supervise import Supervisor, run_with
 
 log = logging.getLogger(__name__)
+KINDS_WITH_EVENTS = frozenset({"#commit", "#identity", "#account", "#sync"})
+# relay message names the lexicon defines; any other name is counted as "other" (bounded labels)
+RELAY_MESSAGE_NAMES = frozenset({"FutureCursor", "ConsumerTooSlow", "OutdatedCursor"})
 
 
 class Streamer:
@@ -36,6 +43,9 @@ class Streamer:
         *,
         stats: StreamerStats | None = None,
         max_frame_bytes: int = 5 * 1024 * 1024,
+        supervisor: Supervisor | None = None,
+        remember_days: float = 90.0,
+        expiry_interval: float | None = None,
     ) -> None:
         self.tracked = tracked
         self.state = state
@@ -50,13 +60,24 @@ class Streamer:
         self._last_frame: bytes | None = None
         self._seq_frame: bytes | None = None
         self._seq: int | None = cursor_store.load()
+        self._skip_log = SkipLog(log)
+        self._internal_seen: set[str] = set()  # exception types already logged with a traceback
         self._drop_cursor = False
+        self._marked: int | None = None
+        self.supervisor = supervisor or Supervisor()
+        self.remember_days = remember_days
+        # expire about ten times per memory span, at least hourly
+        self.expiry_interval = expiry_interval or min(3600.0, remember_days * 8640)
+        self.stats.remembered_paths = state.remembered_count()
 
     # -- hot path ---------------------------------------------------------------------------
     def handle(self, frame: bytes) -> Awaitable[None] | None:
         """Called per frame; returns a coroutine only for frames that may concern us."""
         self.stats.frames += 1
-        verdict = self._classify(frame)
+        try:
+            verdict = self._classify(frame)
+        except Exception:  # e.g. a frame cut short of the filter's reads: the decoder judges it
+            verdict = MENTIONS
         if verdict == SKIP and len(frame) <= self.max_frame_bytes:
             self._last_frame = frame
             return None
@@ -72,18 +93,18 @@ class Streamer:
 
     async def _process(self, frame: bytes, *, need_records: bool) -> None:
         try:
-            env = decode_envelope(frame)
-            if env.kind in ("error", "#info"):
-                self._relay_message(env)
-                return
-            if env.kind not in ("#commit", "#identity", "#account", "#sync"):
-                raise FrameError("unknown_type", env.kind)
-            result = frame_events(env, self.tracked, self.state.recall, need_records=need_records)
+            decoded = self._decode(frame, need_records=need_records)
         except FrameError as exc:
-            self.stats.frames_skipped[exc.reason] += 1
-            log.debug("frame skipped reason=%s", exc)
-            self._last_frame = frame  # a bad frame is still consumed: its seq may be readable
+            self._skip(frame, exc.reason, exc)
             return
+        except (sqlite3.Error, MemoryError):
+            raise  # our own state, or the process, is broken: not a frame problem
+        except Exception as exc:  # the last resort: one frame never ends the stream
+            self._skip(frame, "internal", exc)
+            return
+        if decoded is None:
+            return
+        env, result = decoded
         for reason in result.skipped:
             self.stats.ops_skipped[reason] += 1
         for actor, path, memory in result.remember:
@@ -97,12 +118,36 @@ class Streamer:
             await self.publisher.publish(result.events)
         self._last_frame, self._seq_frame, self._seq = frame, frame, env.seq or self._seq
 
+    def _decode(self, frame: bytes, *, need_records: bool) -> tuple[Envelope, FrameResult] | None:
+        """The frame's envelope and events; None for a relay message. Raises FrameError."""
+        env = decode_envelope(frame)
+        if env.kind in ("error", "#info"):
+            self._relay_message(env)
+            return None
+        if env.kind not in KINDS_WITH_EVENTS:
+            raise FrameError("unknown_type", env.kind[:60])
+        return env, frame_events(env, self.tracked, self.state.recall, need_records=need_records)
+
+    def _skip(self, frame: bytes, reason: str, exc: Exception) -> None:
+        """Count a frame that yields nothing and log it (rate-limited per reason); an unexpected
+        exception type is logged with its traceback the first time it shows up."""
+        self.stats.frames_skipped[reason] += 1
+        self._last_frame = frame  # a bad frame is still consumed: its seq may be readable
+        if reason == "internal" and type(exc).__name__ not in self._internal_seen:
+            self._internal_seen.add(type(exc).__name__)
+            log.error("frame skipped reason=internal seq=%s (a bug)", raw_seq(frame), exc_info=exc)
+            return
+        detail = exc if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
+        self._skip_log.skipped(reason, detail, lambda: raw_seq(frame))
+
     def _relay_message(self, env: Envelope) -> None:
-        name = str(env.body.get("error") or env.body.get("name") or "unknown")
-        message = env.body.get("message")
+        raw_name = env.body.get("error") or env.body.get("name")
+        name = raw_name if isinstance(raw_name, str) and raw_name in RELAY_MESSAGE_NAMES else "other"
+        name_text = str(raw_name)[:60] if name == "other" else name
+        message = str(env.body.get("message"))[:200]
         self.stats.relay_messages[name] += 1
         if env.kind == "error":
-            log.error("relay error=%s message=%r", name, message)
+            log.error("relay error=%s message=%r", name_text, message)
             if self.source is not None:
                 self.source.mark_unhealthy()
             if name == "FutureCursor":
@@ -111,7 +156,7 @@ class Streamer:
                 log.error("cursor %s is ahead of the relay; resuming from the live tip", self._seq)
                 self._drop_cursor = True
         else:
-            log.warning("relay info=%s message=%r", name, message)
+            log.warning("relay info=%s message=%r", name_text, message)
 
     def _update_handle(self, did: str, handle: str) -> None:
         if self.tracked.update_handle(did, handle):
@@ -137,9 +182,17 @@ class Streamer:
             return None
         return self.position()
 
+    async def mark_position(self) -> int | None:
+        """Send the position downstream (the aggregator commits it: its last_seq moves too)."""
+        seq = self.position()
+        if seq is not None and seq != self._marked:
+            await self.publisher.mark(seq)
+            self._marked = seq
+        return seq
+
     async def checkpoint(self) -> int | None:
-        """Flush, commit memory, then save the cursor: in that order, never before."""
-        seq, frame = self.position(), self._seq_frame
+        """Mark the position, flush, commit memory, then save the cursor: in that order."""
+        seq, frame = await self.mark_position(), self._seq_frame
         await self.publisher.flush()
         self.state.commit()
         if seq is not None:
@@ -151,19 +204,30 @@ class Streamer:
     async def run(self, source: RelaySource, checkpoint_interval: float = 1.0) -> None:
         self.source = source
         gc.freeze()  # start-up objects (tracked sets, registry) leave the collector's scans
-        saver = asyncio.create_task(self._checkpoint_loop(checkpoint_interval))
+        every = self.supervisor.every
         try:
-            await source.run(self.handle, self.resume_cursor)
+            await run_with(
+                source.run(self.handle, self.resume_cursor),
+                every("checkpoint", checkpoint_interval, self._checkpoint_job, fatal=(ConsumerFailedError,)),
+                every("expiry", self.expiry_interval, self.expire_memory),
+            )
         finally:
-            saver.cancel()
             self.stats.reconnects = source.reconnects
 
-    async def _checkpoint_loop(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self.checkpoint()
-            if self.source is not None:
-                self.stats.reconnects = self.source.reconnects
+    async def _checkpoint_job(self) -> None:
+        await self.checkpoint()
+        if self.source is not None:
+            self.stats.reconnects = self.source.reconnects
+
+    async def expire_memory(self) -> int:
+        """Forget remembered paths older than `remember_days`: a later delete of one of them
+        is unresolvable (documented). Refreshes the remembered-paths gauge."""
+        removed = self.state.expire(self.remember_days)
+        if removed:
+            self.filter.set_rememberers(self.state.rememberers())
+            log.info("remembered paths expired count=%d older_than_days=%g", removed, self.remember_days)
+        self.stats.remembered_paths = self.state.remembered_count()
+        return removed
 
 
 def _frame_time(frame: bytes | None) -> float | None:

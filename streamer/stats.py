@@ -31,6 +31,7 @@ class StreamerStats:
     last_frame_time: float | None = None
     tracked_accounts: int = 0
     reconnects: int = 0
+    remembered_paths: int = 0  # refreshed at start and by each expiry run, not per scrape
 
     def lag_seconds(self) -> float | None:
         if self.last_frame_time is None:
@@ -74,6 +75,8 @@ class StreamerCollector(Collector):
         yield relay
         yield _counter("reconnects", "Relay reconnections.", s.reconnects)
         yield _gauge("tracked_accounts", "Tracked accounts.", s.tracked_accounts)
+        yield _gauge("remembered_paths", "Remembered like/repost/follow paths (as of the last expiry).",
+                     s.remembered_paths)  # fmt: skip
         if s.last_seq is not None:
             yield _gauge("last_seq", "Highest firehose seq whose events are flushed.", s.last_seq)
         lag = s.lag_seconds()

@@ -3,14 +3,15 @@
 A delete op carries only `collection/rkey`, so the path → subject of every like, repost and
 follow that concerned a tracked account is kept in SQLite. Entries are never removed when a
 delete resolves them (a replay after a crash must resolve the same delete again); they expire
-by age. Writes are batched and committed before the cursor moves past them.
+by age (`--remember-days`): a delete arriving after that is unresolvable. Writes are batched
+and committed before the cursor moves past them.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Final
@@ -24,6 +25,7 @@ CREATE TABLE IF NOT EXISTS remembered (
   target_did TEXT NOT NULL, subject_uri TEXT, seen_at INTEGER NOT NULL,
   PRIMARY KEY (actor, path)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS remembered_seen_at ON remembered (seen_at);
 CREATE TABLE IF NOT EXISTS handles (did TEXT PRIMARY KEY, handle TEXT NOT NULL) WITHOUT ROWID;
 """
 
@@ -35,7 +37,8 @@ class StateError(RuntimeError):
 class StreamerState:
     """Remembered paths and handle overrides in `<state-dir>/streamer.sqlite3`."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # seen_at of new rows, and the expiry cutoff
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(state_dir / "streamer.sqlite3", isolation_level=None)
@@ -74,7 +77,7 @@ class StreamerState:
         """Make pending memory durable (called before the cursor is saved)."""
         if not self._pending and not self._handles:
             return
-        now = int(time.time())
+        now = int(self._clock())
         rows = [(a, p, m.kind, m.target_did, m.subject_uri, now) for (a, p), m in self._pending.items()]
         with self._db:
             self._db.execute("BEGIN")
@@ -84,7 +87,8 @@ class StreamerState:
         self._handles.clear()
 
     def expire(self, max_age_days: float) -> int:
-        cutoff = int(time.time() - max_age_days * 86400)
+        """Delete remembered paths first seen more than `max_age_days` ago; returns how many."""
+        cutoff = int(self._clock() - max_age_days * 86400)
         with self._db:
             self._db.execute("BEGIN")
             return self._db.execute("DELETE FROM remembered WHERE seen_at < ?", (cutoff,)).rowcount

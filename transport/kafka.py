@@ -109,6 +109,12 @@ def settings_problems(settings: KafkaSettings) -> list[str]:
     return problems
 
 
+# A position marker: no key, this header, the firehose seq as ASCII digits. The streamer sends
+# one to every partition at each checkpoint; the aggregator commits it as a position only.
+TYPE_HEADER: Final = "bluepulse-type"
+POSITION_TYPE: Final = b"position"
+
+
 def partition_name(topic: str, partition: int) -> str:
     """The partition key the store keeps positions under."""
     return f"{topic}/{partition}"

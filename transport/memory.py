@@ -1,21 +1,37 @@
 """In-process transport for `bluepulse run`: a bounded queue with an acknowledgement watermark.
 
 Bounded (put blocks when full: back-pressure, never a drop). Each item is one frame's events,
-so a batch never splits a frame. `wait_done(n)` lets the publisher's flush wait until the
-aggregator has committed everything put before it, which gates the cursor save.
+so a batch never splits a frame; a PositionMarker item says how far the firehose was read
+(the aggregator commits it as the partition's position). `wait_done(n)` lets the publisher's
+flush wait until the aggregator has committed everything put before it, which gates the
+cursor save.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from schemas import Event
 
 
+@dataclass(frozen=True, slots=True)
+class PositionMarker:
+    """Every frame up to `seq` was put before this item: a position, not an event."""
+
+    seq: int
+
+    def __len__(self) -> int:  # counts as no event in a batch
+        return 0
+
+
+QueueItem = Sequence[Event] | PositionMarker
+
+
 class EventQueue:
     def __init__(self, maxsize: int = 10_000, linger_seconds: float = 0.02) -> None:
-        self._queue: asyncio.Queue[Sequence[Event]] = asyncio.Queue(maxsize)
+        self._queue: asyncio.Queue[QueueItem] = asyncio.Queue(maxsize)
         self._linger = linger_seconds
         self._put = 0
         self._done = 0
@@ -33,11 +49,11 @@ class EventQueue:
     def depth(self) -> int:
         return self._queue.qsize()
 
-    async def put(self, events: Sequence[Event]) -> None:
+    async def put(self, events: QueueItem) -> None:
         await self._queue.put(events)
         self._put += 1
 
-    async def get_batch(self, max_events: int, wait_seconds: float) -> list[Sequence[Event]]:
+    async def get_batch(self, max_events: int, wait_seconds: float) -> list[QueueItem]:
         """Frames' event lists up to about `max_events` events; waits up to `wait_seconds` for the first."""
         if self._queue.empty():
             try:

@@ -8,7 +8,13 @@ import duckdb
 import pytest
 
 from aggregator import sql as sql_module
-from aggregator.sql import QueryError, QueryRefusedError, check_query, run_readonly_query
+from aggregator.sql import (
+    QueryError,
+    QueryRefusedError,
+    check_query,
+    open_readonly_query,
+    run_readonly_query,
+)
 from aggregator.store import PartitionBatch, Store
 from schemas import Action, Direction, Event, Kind
 
@@ -29,11 +35,11 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 REFUSED = {
-    "INSERT INTO accounts (did) VALUES ('did:plc:x')": "change the store",
-    "UPDATE accounts SET name = 'x'": "change the store",
-    "DELETE FROM events": "change the store",
-    "CREATE TABLE t (a INT)": "change the store",
-    "DROP VIEW account_totals": "change the store",
+    "INSERT INTO accounts (did) VALUES ('did:plc:x')": "INSERT changes the store",
+    "UPDATE accounts SET name = 'x'": "UPDATE changes the store",
+    "DELETE FROM events": "DELETE changes the store",
+    "CREATE TABLE t (a INT)": "CREATE changes the store",
+    "DROP VIEW account_totals": "DROP changes the store",
     "ATTACH '/tmp/other.duckdb' AS o": "ATTACH",
     "DETACH o": "DETACH",
     "COPY events TO '/tmp/out.csv'": "COPY",
@@ -45,8 +51,8 @@ REFUSED = {
     "SET enable_external_access = true": "SET",
     "RESET threads": "SET",
     "PRAGMA version": "PRAGMA",
-    "CALL pragma_version()": "CALL",
-    "CHECKPOINT": "CALL",
+    "CHECKPOINT": "CHECKPOINT writes the store",
+    "CALL pragma_version()": "CALL runs a procedure",
     "BEGIN TRANSACTION": "transaction",
     "SELECT 1; SELECT 2": "2 statements",
     "SELECT 1; DROP TABLE events": "2 statements",
@@ -70,14 +76,28 @@ REFUSED = {
     "SELECT * FROM /* hidden */ READ_CSV ('/etc/passwd')": "read_csv",
     "EXPLAIN COPY events TO '/tmp/x.csv'": "COPY",
     "SELEC nonsense": "not valid SQL",
+    # the statement is named as the user wrote it, not by DuckDB's internal statement type
+    "ANALYZE": "ANALYZE recomputes the store's statistics",
+    "analyze events": "ANALYZE recomputes",
+    "VACUUM": "VACUUM rewrites the store",
+    "PIVOT events ON kind USING count(*)": "PIVOT without an IN list",
+    "WITH e AS (FROM events) PIVOT e ON kind USING count(*)": "PIVOT without an IN list",
+    "explain pivot events on kind using count(*)": "PIVOT without an IN list",
+    "UPDATE EXTENSIONS": "UPDATE EXTENSIONS fetches extensions",  # a type the Python enum lacks
+    "FORCE INSTALL httpfs": "FORCE INSTALL fetches",
+    "PREPARE p AS SELECT 1": "PREPARE prepares a statement",
+    "/* c */ -- d\n  COPY events TO '/tmp/x.csv'": "COPY reads or writes files",
+    "/* a /* nested */ b */ EXPLAIN /* c */ DELETE FROM events": "DELETE changes the store",
+    "/* only a comment */": "empty query",
 }
 
 
 @pytest.mark.parametrize(("sql", "reason"), REFUSED.items())
 def test_guard_refuses_with_a_clear_message(sql: str, reason: str, snapshot: Path) -> None:
-    with pytest.raises(QueryRefusedError, match="refused") as info:
+    with pytest.raises(QueryRefusedError) as info:
         run_readonly_query(snapshot, sql)
     assert reason.lower() in str(info.value).lower()
+    assert "refused" not in str(info.value).lower()  # the CLI says "query refused: " once
 
 
 ALLOWED = [
@@ -92,6 +112,10 @@ ALLOWED = [
     "DESCRIBE account_totals",
     "SUMMARIZE events",
     "EXPLAIN SELECT * FROM account_totals",
+    "/* c */ EXPLAIN SELECT 1",
+    "-- why\nEXPLAIN /* plan */ ANALYZE SELECT count(*) FROM events",
+    "EXPLAIN (FORMAT json) SELECT 1",
+    "PIVOT events ON kind IN ('mention', 'like') USING count(*)",
     "SELECT * FROM range(3)",
     "SELECT table_name FROM duckdb_tables()",
     "SELECT 'COPY events TO x; ATTACH' AS harmless_text",
@@ -136,6 +160,8 @@ def test_the_connection_refuses_files_even_if_the_guard_let_a_query_through(
 def test_missing_store_and_bad_sql_are_query_errors(snapshot: Path, tmp_path: Path) -> None:
     with pytest.raises(QueryError, match="no such store"):
         run_readonly_query(tmp_path / "absent.duckdb", "SELECT 1")
+    with pytest.raises(QueryError, match="is a directory; --db names the store file"):
+        run_readonly_query(tmp_path, "SELECT 1")
     with pytest.raises(QueryError, match="no_such_table"):
         run_readonly_query(snapshot, "SELECT * FROM no_such_table")
 
@@ -147,3 +173,19 @@ def test_guard_parse_tree_check_needs_no_file_access() -> None:
             con.execute("SET enable_external_access = true")
     finally:
         con.close()
+
+
+def test_rows_stream_in_batches_and_the_connection_closes(snapshot: Path) -> None:
+    with open_readonly_query(snapshot, "SELECT * FROM range(25)") as query:
+        sizes = [len(batch) for batch in query.batches(10)]
+        assert query.columns == ["range"]
+    assert sizes == [10, 10, 5]
+    duckdb.connect(str(snapshot)).close()  # no reader left holding the file
+    assert run_readonly_query(snapshot, "SELECT * FROM range(25)", max_rows=12)[1][-1] == (11,)
+
+
+def test_an_error_while_rows_stream_is_a_query_error(snapshot: Path) -> None:
+    sql = "SELECT CASE WHEN range < 15000 THEN range ELSE error('boom at ' || range) END FROM range(20000)"
+    with open_readonly_query(snapshot, sql) as query, pytest.raises(QueryError, match="boom"):
+        for _ in query.batches(1000):
+            pass

@@ -1,0 +1,69 @@
+"""`bluepulse sql`: one guarded query, its rows streamed to stdout as DuckDB yields them.
+
+Nothing holds the whole result: rows are fetched in batches and written as they come, so
+`SELECT * FROM range(100000000)` prints in flat memory. A table on a terminal stops after
+100 000 rows by default (a person reads it; a file or pipe gets everything) and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Final
+
+from aggregator.report import RowLimit, write_rows
+from aggregator.sql import QueryError, QueryRefusedError, QueryRows, open_readonly_query
+from bluepulse.commands import CommandError
+from bluepulse.config import Config
+from bluepulse.run_app import snapshot_path
+
+TERMINAL_TABLE_ROWS: Final = 100_000
+
+
+def max_rows(configured: int | None, fmt: str, terminal: bool) -> int | None:
+    """Rows to print at most (None: all): 0 means all; unset means a screenful bound only for a person."""
+    if configured is None:
+        return TERMINAL_TABLE_ROWS if fmt == "table" and terminal else None
+    return configured or None
+
+
+def run_sql(config: Config) -> int:
+    limit = max_rows(config.max_rows, config.format, sys.stdout.isatty())
+    try:
+        with _open(config) as query:
+            rows = RowLimit(query.batches(), limit)
+            write_rows(sys.stdout, query.columns, rows, config.format)
+            sys.stdout.flush()
+    except QueryRefusedError as exc:
+        raise CommandError(f"query refused: {exc}") from exc
+    except QueryError as exc:
+        raise CommandError(f"query failed: {exc}") from exc
+    except BrokenPipeError:  # `bluepulse sql … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if rows.truncated:
+        shown = f"{limit:,}".replace(",", " ")
+        print(f"(showing the first {shown} rows; --max-rows to change)", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def _open(config: Config) -> Iterator[QueryRows]:
+    """The store itself, or its snapshot while the aggregator holds the store for writing."""
+    with ExitStack() as stack:
+        try:
+            query = stack.enter_context(open_readonly_query(config.db, config.query))
+        except QueryError as exc:
+            snapshot = snapshot_path(config.db)
+            if "holds it" not in str(exc) or not snapshot.exists():
+                raise
+            age = time.time() - snapshot.stat().st_mtime
+            print(
+                f"(the aggregator is writing {config.db}: reading its snapshot, {age:.0f} s old)",
+                file=sys.stderr,
+            )
+            query = stack.enter_context(open_readonly_query(snapshot, config.query))
+        yield query
