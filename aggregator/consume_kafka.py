@@ -20,7 +20,9 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from aggregator.consume import SourceBatch
-from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Event, SchemaError, decode
+from aggregator.errors import MessageReason
+from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Event, decode
+from schemas.errors import SchemaError, SchemaReason
 from transport.kafka import (
     POSITION_TYPE,
     TYPE_HEADER,
@@ -263,19 +265,19 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._on_assigned(assigned)
 
 
-def _decode(message: ConsumerRecord) -> Event | int | str:
+def _decode(message: ConsumerRecord) -> Event | int | MessageReason | SchemaReason:
     """The event, a position marker's seq, or the reason the message is skipped."""
     headers = message.headers or ()
     if any(key == TYPE_HEADER and value == POSITION_TYPE for key, value in headers):
         value = message.value or b""
-        return int(value) if value.isdigit() else "bad_position_marker"
+        return int(value) if value.isdigit() else MessageReason.BAD_POSITION_MARKER
     version = next((value for key, value in headers if key == SCHEMA_HEADER), None)
     if version is None:
-        return "missing_schema_header"
+        return MessageReason.MISSING_SCHEMA_HEADER
     if version != _SCHEMA_VALUE:
-        return "unknown_schema_header"
+        return MessageReason.UNKNOWN_SCHEMA_HEADER
     if message.value is None:
-        return "empty_value"
+        return MessageReason.EMPTY_VALUE
     try:
         return decode(message.value)
     except SchemaError as exc:

@@ -19,30 +19,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from aggregator import signals
+from aggregator.counters import BY_VIEW, Flow
 from aggregator.stats import AggregatorStats
 from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 
-# (column of account_totals, metric name, help): counters that only grow
-ACCOUNT_COUNTERS: Final = (
-    ("posts_created", "posts", "Posts (incl. replies, quotes) created by the account."),
-    ("posts_deleted", "posts_deleted", "Posts the account deleted."),
-    ("likes_given", "likes_received", "Likes received, before un-likes."),
-    ("unlikes", "unlikes_received", "Likes withdrawn from the account's posts."),
-    ("reposts_given", "reposts_received", "Reposts received, before un-reposts."),
-    ("unreposts", "unreposts_received", "Reposts withdrawn."),
-    ("replies", "replies_received", "Replies to the account's posts."),
-    ("quotes", "quotes_received", "Quotes of the account's posts."),
-    ("mentions", "mentions_received", "Mentions of the account."),
-    ("follows_gained", "follows_gained", "Follows of the account."),
-    ("follows_lost", "follows_lost", "Unfollows of the account."),
+# (column of account_totals, metric name, help): Prometheus counters for the gross counters,
+# gauges equal to SQL for the net ones (aggregator/counters.py), and the follower baseline
+_COUNTER_FAMILIES: Final = tuple(
+    (c.name, m, c.doc) for c in BY_VIEW if (m := c.metric) and c.flow is Flow.GROSS
 )
-# (column, metric name, help): net values, exactly the SQL view's numbers
-ACCOUNT_GAUGES: Final = (
-    ("posts", "posts_net", "Posts minus deleted posts (account_totals.posts)."),
-    ("likes", "likes_net", "Likes received net of un-likes (account_totals.likes)."),
-    ("reposts", "reposts_net", "Reposts received net of un-reposts (account_totals.reposts)."),
+_GAUGE_FAMILIES: Final = (
+    *((c.name, m, c.doc) for c in BY_VIEW if (m := c.metric) and c.flow is Flow.NET),
     ("followers", "followers", "Follower baseline, when known."),
 )
 TOP_K: Final = 10
@@ -88,7 +77,7 @@ class StoreCollector(Collector):
                 log.warning("store metrics unavailable: %s", exc)
 
     def _accounts(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
-        columns = ", ".join(c for c, _, _ in ACCOUNT_COUNTERS + ACCOUNT_GAUGES)
+        columns = ", ".join(c for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES)
         rows = con.execute(
             f"SELECT did, coalesce(handle, did), coalesce(category, ''), {columns} "
             "FROM account_totals ORDER BY did"
@@ -96,8 +85,8 @@ class StoreCollector(Collector):
         window = dict(
             con.execute("SELECT did, interactions FROM account_window WHERE \"window\" = '1h'").fetchall()
         )
-        families = [_family(CounterMetricFamily, name, doc) for _, name, doc in ACCOUNT_COUNTERS]
-        families += [_family(GaugeMetricFamily, name, doc) for _, name, doc in ACCOUNT_GAUGES]
+        families = [_family(CounterMetricFamily, name, doc) for _, name, doc in _COUNTER_FAMILIES]
+        families += [_family(GaugeMetricFamily, name, doc) for _, name, doc in _GAUGE_FAMILIES]
         engagement = _family(GaugeMetricFamily, "engagement_1h", "Interactions received, last hour.")
         for did, handle, category, *values in rows:
             labels = [handle, category]

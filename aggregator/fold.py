@@ -1,37 +1,35 @@
-"""Fold stage: a batch of events → counter deltas grouped by table key (pure, no I/O).
+"""Fold stage: the admitted events of one apply → a plan of counter deltas grouped by key.
 
-Grouping inside the batch lets the store upsert each key once (one DuckDB
-`INSERT … ON CONFLICT` that holds a key twice keeps only one row). Replays never reach
-the fold: `drop_replayed` removes events at or below a partition's (seq, idx) watermark.
+Second of the four stages of `Store.apply` (admit → fold → columns → writes); pure but for
+one lookup of which deleted posts the store has seen. Times are parsed here, once. Grouping
+inside the batch lets the store upsert each key once (one DuckDB `INSERT … ON CONFLICT`
+that holds a key twice keeps only one row). Replays never reach the fold (positions.admit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from operator import attrgetter
 from typing import Final
 
-from aggregator.timeparse import MINUTE_US, parse_time_us, parse_times_us
+from aggregator.counters import ACCOUNT_COUNTERS, COLUMN, POST_COUNTERS
+from aggregator.positions import Admitted, drop_replayed
+from aggregator.timeparse import MINUTE_US, parse_time_us, parse_times_us, us_to_datetime
 from schemas import Action, Direction, Event, Kind
 
-# Net flows (posts, likes, reposts, *_made) may go down; the gross counters (posts_created,
-# likes_given, unlikes, reposts_given, unreposts, …) only grow, for Prometheus `_total`s.
-ACCOUNT_COUNTERS: Final = (
-    "posts", "posts_deleted", "reposts_made", "likes_made", "follows_made", "deletes",
-    "likes", "reposts", "replies", "quotes", "mentions", "follows_gained", "follows_lost",
-    "posts_created", "likes_given", "unlikes", "reposts_given", "unreposts",
-)  # fmt: skip
-POST_COUNTERS: Final = ("likes", "reposts", "replies", "quotes")
+# the fold's interface; the counter names and drop_replayed are re-exported for its tests
+__all__ = ["ACCOUNT_COUNTERS", "POST_COUNTERS", "RULES", "Deltas", "Plan", "drop_replayed", "fold", "plan"]
+
 POST_KINDS: Final = frozenset({Kind.POST, Kind.REPLY, Kind.QUOTE})
 
-Watermark = tuple[int, int]
 # (account counter updates, post counter update or None), each update = (column index, delta)
 Rule = tuple[tuple[tuple[int, int], ...], tuple[int, int] | None]
 
 
 def _rules() -> dict[tuple[str, str, str], Rule]:
-    a = {name: i for i, name in enumerate(ACCOUNT_COUNTERS)}
+    a = COLUMN  # counter name -> index in an account row (counters.COUNTERS)
     p = {name: i for i, name in enumerate(POST_COUNTERS)}
     by, to, create, delete = Direction.BY, Direction.TO, Action.CREATE, Action.DELETE
     rules: dict[tuple[str, str, str], Rule] = {}
@@ -45,8 +43,8 @@ def _rules() -> dict[tuple[str, str, str], Rule]:
                        (Kind.FOLLOW, "follows_made")):  # fmt: skip
         rules[by, kind, create] = (((a[made], 1),), None)
         rules[by, kind, delete] = (((a[made], -1), (a["deletes"], 1)), None)
-    for kind, name, gross, undone in ((Kind.LIKE, "likes", "likes_given", "unlikes"),
-                                      (Kind.REPOST, "reposts", "reposts_given", "unreposts")):  # fmt: skip
+    for kind, name, gross, undone in ((Kind.LIKE, "likes", "likes_received", "unlikes"),
+                                      (Kind.REPOST, "reposts", "reposts_received", "unreposts")):  # fmt: skip
         rules[to, kind, create] = (((a[name], 1), (a[gross], 1)), (p[name], 1))
         rules[to, kind, delete] = (((a[name], -1), (a[undone], 1)), (p[name], -1))
     for kind, name in ((Kind.REPLY, "replies"), (Kind.QUOTE, "quotes")):
@@ -61,12 +59,12 @@ RULES: Final = _rules()
 # A post deleted that the store never saw created (made before tracking began): it is a
 # delete (takeover signals count it) but must not push the post count below what was seen.
 _UNSEEN_POST_DELETE: Final[Rule] = (
-    ((ACCOUNT_COUNTERS.index("posts_deleted"), 1), (ACCOUNT_COUNTERS.index("deletes"), 1)),
+    ((COLUMN["posts_deleted"], 1), (COLUMN["deletes"], 1)),
     None,
 )
 
 
-def deleted_post_uris(events: Sequence[Event]) -> set[str]:
+def _deleted_post_uris(events: Sequence[Event]) -> set[str]:
     """URIs of the posts a batch deletes: the store says which of them it has seen."""
     return {
         e.uri for e in events
@@ -129,19 +127,24 @@ class Deltas:
     bad_times: int = 0
 
 
-def drop_replayed(
-    events: Sequence[Event], watermark: Watermark | None
-) -> tuple[list[Event], int, Watermark | None]:
-    """(kept, dropped, new watermark): keeps events strictly above the running (seq, idx) max."""
-    kept: list[Event] = []
-    high = watermark
-    for event in events:
-        key = (event.seq, event.idx)
-        if high is not None and key <= high:
-            continue
-        kept.append(event)
-        high = key
-    return kept, len(events) - len(kept), high
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything one apply writes, decided before the transaction opens."""
+
+    admitted: Admitted
+    deltas: Deltas
+    ingested_us: int
+    newest_event: datetime | None  # naive UTC: the store clock moves to it
+
+
+def plan(admitted: Admitted, *, ingested_us: int, seen: Callable[[set[str]], Collection[str]]) -> Plan:
+    """Fold the admitted events; `seen(uris)` says which of the posts they delete the store has
+    seen created (asked once, only when the batch deletes posts)."""
+    deleted = _deleted_post_uris(admitted.events)
+    seen_posts = seen(deleted) if deleted else set()
+    deltas = fold(admitted.events, fallback_us=ingested_us, seen_posts=seen_posts)
+    newest = us_to_datetime(max(deltas.times_us)) if deltas.times_us else None
+    return Plan(admitted, deltas, ingested_us, newest)
 
 
 def fold(events: Sequence[Event], *, fallback_us: int, seen_posts: Collection[str] | None = None) -> Deltas:

@@ -14,7 +14,7 @@ from typing import Final
 
 import duckdb
 
-from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS
+from aggregator.counters import ACCOUNT_COUNTERS, POST_COUNTERS
 
 
 def _move_sql(source: str, target: str, unit: str, keys: tuple[str, ...],

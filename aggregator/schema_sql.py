@@ -2,7 +2,9 @@
 
 A file's `schema_version` table says which migrations ran; opening a file written by a
 newer version fails with one clear message instead of guessing (invariant 1: our own
-broken state fails loudly). All times are TIMESTAMP in UTC.
+broken state fails loudly). A fresh file runs every step, so each step is history: never
+edited, and a new counter (counters.COUNTERS) arrives with its own step. All times are
+TIMESTAMP in UTC.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from typing import Final
 
 import duckdb
 
-from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS
+from aggregator.errors import StoreError
 
-STORE_SCHEMA_VERSION: Final = 2
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used as asked; the message says why and what to do."""
+STORE_SCHEMA_VERSION: Final = 3
 
 
 def _counters(names: tuple[str, ...]) -> str:
     return ", ".join(f"{name} BIGINT NOT NULL DEFAULT 0" for name in names)
 
 
-_ACCOUNT_COLUMNS: Final = _counters(ACCOUNT_COUNTERS)
-_POST_COLUMNS: Final = _counters(POST_COUNTERS)
+# the counters as version 1 named them (today's: aggregator/counters.py; a test compares)
+_V1_ACCOUNT_COUNTERS: Final = (
+    "posts", "posts_deleted", "reposts_made", "likes_made", "follows_made", "deletes",
+    "likes", "reposts", "replies", "quotes", "mentions", "follows_gained", "follows_lost",
+    "posts_created", "likes_given", "unlikes", "reposts_given", "unreposts",
+)  # fmt: skip
+_ACCOUNT_COLUMNS: Final = _counters(_V1_ACCOUNT_COUNTERS)
+_POST_COLUMNS: Final = _counters(("likes", "reposts", "replies", "quotes"))
+_ACCOUNT_LEVELS: Final = ("account_minutes", "account_hours", "account_days")
 
 _V1: Final = (
     """CREATE TABLE events (
@@ -72,8 +77,16 @@ _V2: Final = (
     "UPDATE positions SET committed_seq = seq",
 )
 
+# v3: the gross likes and reposts an account received were named as if it gave them
+RENAMED_V3: Final = (("likes_given", "likes_received"), ("reposts_given", "reposts_received"))
+_V3: Final = tuple(
+    f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}"
+    for table in _ACCOUNT_LEVELS
+    for old, new in RENAMED_V3
+)
+
 # version -> statements that take a file from version - 1 to version
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def file_version(con: duckdb.DuckDBPyConnection) -> int:

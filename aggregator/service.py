@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from aggregator.consume import BatchSource, SourceBatch
+from aggregator.errors import StoreError
 from aggregator.stats import AggregatorStats
-from aggregator.store import ApplyResult, PartitionBatch, Store, StoreError
+from aggregator.store import ApplyResult, PartitionBatch, Store
 from transport.supervise import Periodic, Supervisor
 
 log = logging.getLogger(__name__)

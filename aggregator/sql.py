@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import duckdb
 
+from aggregator.errors import QueryError, QueryRefusedError, StoreHeldError, lock_held
 from aggregator.sql_text import after_explain, leading_words, skip_blanks
 
 _SAFE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
@@ -72,14 +73,6 @@ BATCH_ROWS: Final = 10_000  # rows fetched at a time: output starts at once, mem
 _HINT: Final = (
     "ad-hoc SQL is read-only: one SELECT (or WITH, SHOW, DESCRIBE, EXPLAIN) over the store's tables and views"
 )
-
-
-class QueryRefusedError(ValueError):
-    """The guard refused the statement; the message says why (without a "refused" prefix)."""
-
-
-class QueryError(RuntimeError):
-    """The query was allowed but could not run (bad SQL, missing store, held file…)."""
 
 
 def check_query(sql: str) -> None:
@@ -167,7 +160,7 @@ def writer_holds(db_path: str | Path) -> bool:
     try:
         duckdb.connect(str(db_path), read_only=True).close()
     except duckdb.Error as exc:
-        return "lock" in str(exc).lower()
+        return lock_held(exc)
     return False
 
 
@@ -213,9 +206,11 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path), read_only=True, config=_SAFE_CONFIG)
     except duckdb.Error as exc:
-        held = "lock" in str(exc).lower()
-        hint = "; the aggregator holds it: query its snapshot file instead" if held else ""
-        raise QueryError(f"{path}: cannot open: {exc}{hint}") from exc
+        if lock_held(exc):
+            raise StoreHeldError(
+                f"{path}: cannot open: {exc}; the aggregator holds it: query its snapshot file instead"
+            ) from exc
+        raise QueryError(f"{path}: cannot open: {exc}") from exc
 
 
 def run_readonly_query(

@@ -1,17 +1,19 @@
 """Aggregator store: the DuckDB file, its schema, and `apply` — one transaction per batch.
 
 Invariant 3: the event log rows, the grouped counter deltas and each partition's position
-(next offset and highest (seq, idx)) commit together. Events at or below a partition's
-watermark are dropped first, so re-applying a batch after a crash changes nothing; a
-failed transaction rolls back and raises, and the caller does not advance.
+(next offset and highest (seq, idx)) commit together. `apply` is four stages, each module
+entered once: admit (positions: drop replays) → fold (times parsed, deltas) → columns
+(Arrow tables) → writes (one transaction); a failed transaction rolls back and raises,
+and the caller does not advance.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
@@ -19,41 +21,18 @@ from typing import Any, Self
 import duckdb
 import pyarrow as pa
 
-from aggregator import columns
-from aggregator.fold import Deltas, Watermark, deleted_post_uris, drop_replayed, fold
+from aggregator.columns import batch_tables
+from aggregator.errors import StoreError, lock_held
+from aggregator.fold import plan
 from aggregator.maintenance import MaintenanceResult, run_maintenance
-from aggregator.schema_sql import StoreError, migrate
+from aggregator.positions import PartitionBatch, Position, admit
+from aggregator.schema_sql import migrate
 from aggregator.snapshot import write_snapshot
-from aggregator.timeparse import datetime_to_us, us_to_datetime
 from aggregator.views import VIEWS
-from aggregator.writes import FOLLOWERS_SQL, REGISTRY_SQL, BatchTables, write_batch
-from schemas import Event
+from aggregator.writes import FOLLOWERS_SQL, REGISTRY_SQL, write_batch
 from schemas.accounts import Account
 
-__all__ = ["ApplyResult", "PartitionBatch", "Position", "Store", "StoreError"]
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Where a partition stands: next offset to read, the highest (seq, idx) applied (the
-    replay watermark) and the firehose seq committed (events and position markers)."""
-
-    partition: str
-    next_offset: int | None
-    seq: int | None
-    idx: int | None
-    committed: int | None = None
-
-    @property
-    def watermark(self) -> Watermark | None:
-        return None if self.seq is None or self.idx is None else (self.seq, self.idx)
-
-
-@dataclass(frozen=True, slots=True)
-class PartitionBatch:
-    events: Sequence[Event]
-    next_offset: int | None = None
-    mark: int | None = None  # the highest position marker read with these events
+__all__ = ["ApplyResult", "PartitionBatch", "Position", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +43,6 @@ class ApplyResult:
     positions: dict[str, Position]
     newest_event: datetime | None
     max_seq: int | None
-
-
-@dataclass(slots=True)
-class _Plan:
-    events: list[Event] = field(default_factory=list)
-    partitions: list[str] = field(default_factory=list)
-    positions: dict[str, Position] = field(default_factory=dict)
-    replayed: int = 0
 
 
 class Store:
@@ -112,8 +83,7 @@ class Store:
         try:
             con = duckdb.connect(str(path), config=config)
         except duckdb.Error as exc:
-            held = "lock" in str(exc).lower()
-            hint = "; another process is writing it (readers use its snapshot)" if held else ""
+            hint = "; another process is writing it (readers use its snapshot)" if lock_held(exc) else ""
             raise StoreError(f"{path}: cannot open the store: {exc}{hint}") from exc
         try:
             migrate(con, str(path))
@@ -155,62 +125,25 @@ class Store:
     def apply(self, batches: Mapping[str, PartitionBatch]) -> ApplyResult:
         """Apply the batches of several partitions in one transaction (see module doc)."""
         with self._lock:
-            plan = self._plan(batches)
-            ingested_us = datetime_to_us(datetime.now(UTC))
-            deltas = fold(plan.events, fallback_us=ingested_us, seen_posts=self._seen_posts(plan.events))
-            tables = self._tables(plan, deltas, ingested_us)
+            admitted = admit(batches, self._positions)
+            batch_plan = plan(admitted, ingested_us=time.time_ns() // 1_000, seen=self._seen_posts)
+            tables = batch_tables(batch_plan, self._known)
             self._transaction(lambda: write_batch(self._con, tables))
-            self._positions.update(plan.positions)
-            self._known.update(deltas.dids)
+            self._positions.update(admitted.positions)
+            self._known.update(batch_plan.deltas.dids)
         return ApplyResult(
-            applied=len(plan.events),
-            replayed=plan.replayed,
-            bad_times=deltas.bad_times,
-            positions=plan.positions,
-            newest_event=tables.newest_event,
-            max_seq=max((e.seq for e in plan.events), default=None),
+            applied=len(admitted.events),
+            replayed=admitted.replayed,
+            bad_times=batch_plan.deltas.bad_times,
+            positions=admitted.positions,
+            newest_event=batch_plan.newest_event,
+            max_seq=max((e.seq for e in admitted.events), default=None),
         )
 
-    def _seen_posts(self, events: Sequence[Event]) -> set[str]:
-        deleted = deleted_post_uris(events)
-        if not deleted:
-            return set()
-        rows = self._con.execute("SELECT uri FROM posts WHERE uri IN (SELECT unnest(?))", [list(deleted)])
+    def _seen_posts(self, uris: set[str]) -> set[str]:
+        """Which of these posts the store has (created before this batch)."""
+        rows = self._con.execute("SELECT uri FROM posts WHERE uri IN (SELECT unnest(?))", [list(uris)])
         return {str(r[0]) for r in rows.fetchall()}
-
-    def _plan(self, batches: Mapping[str, PartitionBatch]) -> _Plan:
-        plan = _Plan()
-        for name, batch in batches.items():
-            old = self._positions.get(name)
-            kept, dropped, high = drop_replayed(batch.events, old.watermark if old else None)
-            plan.events.extend(kept)
-            plan.partitions.extend([name] * len(kept))
-            plan.replayed += dropped
-            offset = batch.next_offset
-            if offset is None and old is not None:
-                offset = old.next_offset
-            seq, idx = high if high is not None else (None, None)
-            before = (old.committed, old.seq) if old is not None else (None, None)
-            reached = [v for v in (*before, seq, batch.mark) if v is not None]
-            plan.positions[name] = Position(name, offset, seq, idx, max(reached, default=None))
-        return plan
-
-    def _tables(self, plan: _Plan, deltas: Deltas, ingested_us: int) -> BatchTables:
-        new_dids = sorted(deltas.dids - self._known)
-        times = deltas.times_us
-        return BatchTables(
-            events=columns.events_table(plan.events, plan.partitions, times, ingested_us),
-            accounts=columns.account_table(deltas),
-            posts=columns.post_table(deltas),
-            post_states=columns.posts_table(deltas),
-            handles=columns.handles_table(deltas.handles) if deltas.handles else None,
-            statuses=columns.statuses_table(deltas.statuses) if deltas.statuses else None,
-            positions=[
-                (p.partition, p.next_offset, p.seq, p.idx, p.committed) for p in plan.positions.values()
-            ],
-            new_dids=pa.table({"did": pa.array(new_dids, pa.string())}) if new_dids else None,
-            newest_event=us_to_datetime(max(times)) if times else None,
-        )
 
     def _transaction(self, work: Callable[[], object]) -> None:
         with self._lock:

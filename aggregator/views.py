@@ -11,14 +11,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS
+from aggregator.counters import ACCOUNT_COUNTERS, POST_COUNTERS, VIEW_LEADING, VIEW_TRAILING
 
 WINDOWS: Final = {"1h": "1 HOUR", "24h": "24 HOUR", "7d": "7 DAY", "30d": "30 DAY", "90d": "90 DAY"}
-_LEADING: Final = ("posts", "likes", "reposts", "replies", "quotes", "follows_gained",
-                   "follows_lost")  # fmt: skip
-_TRAILING: Final = ("mentions", "posts_created", "posts_deleted", "likes_given", "unlikes",
-                     "reposts_given", "unreposts", "deletes", "reposts_made", "likes_made",
-                     "follows_made")  # fmt: skip
 _INTERACTIONS: Final = "{p}likes + {p}reposts + {p}replies + {p}quotes"
 
 
@@ -39,7 +34,7 @@ _SUMS: Final = ", ".join(f"sum(b.{n}) AS {n}" for n in ACCOUNT_COUNTERS)
 
 _ACCOUNT_TOTALS: Final = f"""CREATE OR REPLACE VIEW account_totals AS
 WITH c AS (SELECT b.did, {_SUMS} FROM account_buckets b GROUP BY b.did)
-SELECT a.did, a.handle, a.name, {_coalesced("c.", _LEADING)}, {_coalesced("c.", _TRAILING)},
+SELECT a.did, a.handle, a.name, {_coalesced("c.", VIEW_LEADING)}, {_coalesced("c.", VIEW_TRAILING)},
     coalesce({_INTERACTIONS.format(p="c.")}, 0)::BIGINT AS interactions,
     a.category, a.region, a.followers, a.active, a.status
 FROM accounts a LEFT JOIN c ON c.did = a.did"""
@@ -60,8 +55,8 @@ w AS (
         n.now AS window_end, {_coalesced("x.", ACCOUNT_COUNTERS)}
     FROM accounts a CROSS JOIN spans s CROSS JOIN n
     LEFT JOIN sums x ON x.did = a.did AND x.name = s.name)
-SELECT a.did, a.name AS "window", {", ".join("a." + c for c in _LEADING)},
-    {_INTERACTIONS.format(p="a.")} AS interactions, {", ".join("a." + c for c in _TRAILING)},
+SELECT a.did, a.name AS "window", {", ".join("a." + c for c in VIEW_LEADING)},
+    {_INTERACTIONS.format(p="a.")} AS interactions, {", ".join("a." + c for c in VIEW_TRAILING)},
     {_rate(_INTERACTIONS.format(p="a."))}, a.window_start, a.window_end
 FROM w a
 ORDER BY a.did, a.ord"""

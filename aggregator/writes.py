@@ -1,21 +1,20 @@
-"""The statements of one apply: each target gets one grouped INSERT … SELECT from Arrow.
+"""Writes stage of an apply: each target gets one grouped INSERT … SELECT from Arrow.
 
-The caller holds the transaction; every function here only issues statements, so a
-failure anywhere rolls back the events, the counters and the positions together
-(invariant 3: a replay never counts twice, a failure never advances).
+Last of the four stages of `Store.apply` (admit → fold → columns → writes). The caller
+holds the transaction; every function here only issues statements, so a failure anywhere
+rolls back the events, the counters and the positions together (invariant 3: a replay
+never counts twice, a failure never advances).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 
 import duckdb
 import pyarrow as pa
 
-from aggregator.fold import ACCOUNT_COUNTERS, POST_COUNTERS
+from aggregator.columns import BatchTables
+from aggregator.counters import ACCOUNT_COUNTERS, POST_COUNTERS
 
 
 def _added(table: str, names: tuple[str, ...]) -> str:
@@ -76,21 +75,6 @@ ON CONFLICT (did) DO UPDATE SET followers = excluded.followers"""
 NEW_ACCOUNTS_SQL: Final = "INSERT INTO accounts (did) SELECT did FROM batch_dids ON CONFLICT DO NOTHING"
 CLOCK_SQL: Final = """UPDATE clock SET newest_event = greatest(coalesce(newest_event, $1), $1)
 WHERE id = 1"""
-
-
-@dataclass(frozen=True, slots=True)
-class BatchTables:
-    """Arrow tables of one apply; None (or empty) means nothing to write for that target."""
-
-    events: pa.Table
-    accounts: pa.Table
-    posts: pa.Table
-    post_states: pa.Table
-    handles: pa.Table | None
-    statuses: pa.Table | None
-    positions: Sequence[tuple[str, int | None, int | None, int | None, int | None]]
-    new_dids: pa.Table | None
-    newest_event: datetime | None
 
 
 def _run(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, *sql: str) -> None:

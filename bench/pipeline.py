@@ -38,7 +38,6 @@ import json
 import multiprocessing as mp
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,8 @@ import _common
 
 import bench.streamer as bench_streamer  # the emulator-process helpers and the corpus paths
 from streamer.publish_kafka import LINGER_MS
+from tests.support.ports import free_port
+from tests.support.processes import ChildProcess, bluepulse_argv, clean_env
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -263,59 +264,38 @@ async def expected_events(capture: Path, dids: Sequence[str], count: int) -> Exp
 
 
 # -- the bluepulse processes --------------------------------------------------------------------
-@dataclass
-class Service:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    port: int
-    peak_kb: int = 0
-    cpu_seconds: float = 0.0
+class Service(ChildProcess):
+    """One bluepulse process of a run, with its /metrics port and what it cost."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path, port: int) -> None:
+        # its own session: Ctrl-C reaches the bench, which stops it
+        super().__init__(name, argv, log, cwd=_common.ROOT, new_session=True)
+        self.port = port
+        self.peak_kb = 0
+        self.cpu_seconds = 0.0
 
     def check(self) -> None:
         code = self.popen.poll()
         if code is not None:
-            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-25:])
+            tail = "\n".join(self.output().splitlines()[-25:])
             raise RuntimeError(f"{self.name} exited with code {code}; log tail:\n{tail}")
 
-    def stop(self) -> None:
+    def stop_service(self) -> None:
         """SIGTERM (the CLI drains and commits), SIGKILL if it hangs; peak RSS read just before."""
-        if self.popen.poll() is not None:
+        if not self.running:
             return
         self.peak_kb = _common.pid_status_kb(self.popen.pid, "VmHWM") or self.peak_kb
         self.cpu_seconds = _common.pid_cpu_seconds(self.popen.pid) or self.cpu_seconds
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_env() -> dict[str, str]:
-    """This environment without BLUEPULSE_* settings, so only the flags below configure a run."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
+        self.stop_or_kill(STOP_TIMEOUT_S)
 
 
 def launch(stack: contextlib.ExitStack, workdir: Path, name: str, command: str, **flags: object) -> Service:
     port = free_port()
-    args = [sys.executable, "-m", "bluepulse.cli", command]
+    args = bluepulse_argv(command)
     for key, value in {**flags, "metrics_port": port, "log_level": "WARNING"}.items():
         args += ["--" + key.replace("_", "-"), str(value)]
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            args, cwd=_common.ROOT, env=child_env(), stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,  # Ctrl-C reaches the bench, which stops it
-        )  # fmt: skip
-    service = Service(name, popen, log, port)
-    stack.callback(service.stop)
+    service = Service(name, args, workdir / f"{name}.log", port).start()
+    stack.callback(service.stop_service)
     return service
 
 
@@ -459,7 +439,7 @@ class Broker:
     """A private scripts/kafka broker: its own directory, so a developer's broker is untouched."""
 
     def __init__(self, directory: Path) -> None:
-        self.env = {**child_env(), "BLUEPULSE_KAFKA_DIR": str(directory)}
+        self.env = clean_env(BLUEPULSE_KAFKA_DIR=str(directory))
         self.dir = directory
         self.address = ""
         self.peak_kb = 0
@@ -542,7 +522,7 @@ class Bench:
     def stop(self, services: Sequence[Service], relay: Emulator) -> tuple[EmulatorReport, dict[str, float]]:
         """Stop a run; (the emulator's report, CPU seconds of each process but the broker)."""
         for service in services:
-            service.stop()
+            service.stop_service()
             self.peaks[service.name] = max(self.peaks.get(service.name, 0), service.peak_kb)
         report = relay.finish()
         self.peaks["emulator"] = max(self.peaks.get("emulator", 0), report.peak_kb)

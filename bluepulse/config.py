@@ -1,263 +1,336 @@
-"""Typed configuration from flags and BLUEPULSE_* environment variables.
+"""Typed configuration: every setting once, as a field of a frozen settings group.
 
-The only module that reads the environment. Each option has one flag and one env var; a flag
-beats the env var, which beats the default. Unknown BLUEPULSE_* variables and bad values are
-all reported at once, before anything starts.
+The only module that reads the environment (through `options.resolve_into`). A group is a set of
+settings one part of the pipeline needs (source, store, transport, metrics…); a command's config
+inherits the groups it uses, so `config.metrics_port` is typed and a misspelt name is a mypy
+error. The argparse flags, the BLUEPULSE_* reader and the README table derive from the fields:
+a new setting (Jetstream, AppView, report) is one `setting(...)` line in its group.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import urlsplit
+from typing import Final
+
+from bluepulse import parsers as p
+from bluepulse.errors import ConfigError
+from bluepulse.options import Config, Option, argument, collect, readme_table, resolve_into, setting
+
+__all__ = ["OPTIONS", "SETTINGS", "Config", "ConfigError", "Option", "resolve"]
+
+# Settings groups, in the order of --help and of the README table.
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    name: str
-    default: Any
-    parse: Callable[[str], Any]
-    help: str
-    commands: tuple[str, ...]
-    secret: bool = False
-    unset: str = "not set"  # what leaving a None-default option out means, for --help
-    flag_only: bool = False  # a switch: `--loop`, no value (the env var still takes true/false)
+@dataclass(frozen=True, kw_only=True)
+class SourceSettings:
+    """Where the firehose comes from."""
 
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return "BLUEPULSE_" + self.name.upper()
+    relay: str = setting("wss://bsky.network", p.url, "relay base URL (ws://, wss://, http:// or https://)")
 
 
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError("must be a whole number") from None
+@dataclass(frozen=True, kw_only=True)
+class TrackedSettings:
+    accounts: Path = setting(Path("accounts.csv"), Path, "tracked accounts CSV")
 
 
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("must be a number") from None
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
+@dataclass(frozen=True, kw_only=True)
+class StreamerSettings:
+    """The streamer app: its state directory and timings."""
 
-
-def _port(text: str) -> int:
-    value = _int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be between 0 and 65535")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise ValueError("must be positive")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _int(text)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An empty value (`BLUEPULSE_RATE=`) means unset, like leaving the option out."""
-
-    def parse_optional(text: str) -> Any:
-        return parse(text) if text else None
-
-    return parse_optional
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    """Any case accepted (`debug`), the canonical spelling kept."""
-    canonical = {c.lower(): c for c in choices}
-
-    def parse(text: str) -> str:
-        try:
-            return canonical[text.strip().lower()]
-        except KeyError:
-            raise ValueError(f"must be one of {', '.join(choices)}") from None
-
-    return parse
-
-
-def _url(text: str) -> str:
-    """A relay URL must name its scheme and host: a typo fails at start, not in endless retries."""
-    parts = urlsplit(text.strip())
-    if parts.scheme.lower() not in RELAY_SCHEMES:
-        raise ValueError(f"must be a URL starting with {', '.join(s + '://' for s in RELAY_SCHEMES)}")
-    try:
-        parts.port  # noqa: B018 - raises on a non-numeric or out-of-range port
-    except ValueError as exc:
-        raise ValueError(f"bad port in URL: {exc}") from None
-    if not parts.hostname:
-        raise ValueError("URL has no host")
-    return text.strip()
-
-
-def _bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
-
-
-RELAY_SCHEMES: Final = ("wss", "ws", "https", "http")
-
-
-PIPE: Final = ("run", "streamer", "aggregator", "demo")
-KAFKA: Final = ("streamer", "aggregator")
-OPTIONS: Final = (
-    Option("relay", "wss://bsky.network", _url, "relay base URL (ws://, wss://, http:// or https://)", ("run", "streamer", "record")),
-    Option("accounts", Path("accounts.csv"), Path, "tracked accounts CSV", ("run", "streamer", "aggregator", "accounts")),
-    Option("state_dir", Path("data"), Path, "streamer state (cursor, memory); demo: data/demo", ("run", "streamer", "demo")),
-    Option("db", Path("data/bluepulse.duckdb"), Path, "DuckDB file; demo: <state-dir>/bluepulse.duckdb", ("run", "aggregator", "sql")),
-    Option("metrics_host", "127.0.0.1", str, "address /metrics binds to", PIPE),
-    Option("metrics_port", 9464, _port, "/metrics port (0 = off)", PIPE),
-    Option("out", None, Path, "output file (streamer: events as JSON lines; record: frames)", ("streamer", "record"), unset="none: streamer needs --out or --kafka, record needs --out"),
-    Option("kafka", None, str, "Kafka bootstrap HOST:PORT[,…]", KAFKA, unset="no Kafka"),
-    Option("topic", "bluepulse.events", str, "Kafka topic", KAFKA),
-    Option("partitions", 6, _positive_int, "partitions when creating the topic", KAFKA),
-    Option("group", "bluepulse-aggregator", str, "Kafka consumer group", ("aggregator",)),
-    Option("kafka_security", "PLAINTEXT", _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", KAFKA),
-    Option("kafka_sasl_mechanism", "PLAIN", _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", KAFKA),
-    Option("kafka_username", None, str, "SASL username", KAFKA, unset="no SASL login"),
-    Option("kafka_password", None, str, "SASL password (never logged)", KAFKA, secret=True, unset="no SASL login"),
-    Option("kafka_ca_file", None, Path, "CA bundle for TLS", KAFKA, unset="the system's CAs"),
-    Option("checkpoint_interval", 1.0, _positive, "seconds between cursor saves", ("run", "streamer", "demo")),
-    Option("receive_timeout", 60.0, _positive, "seconds of relay silence before reconnecting", ("run", "streamer", "demo")),
-    Option("queue_size", 10_000, _positive_int, "in-process queue bound, frames", ("run", "demo")),
-    Option("batch_events", 5_000, _positive_int, "events per DuckDB transaction, at most", ("run", "aggregator", "demo")),
-    Option("retention_days", 90.0, _positive, "days of event log kept", ("run", "aggregator", "demo")),
-    Option("remember_days", 90.0, _positive, "days a like/repost/follow path is remembered to resolve its delete", ("run", "streamer", "demo")),
-    Option("snapshot_interval", 10.0, _positive, "seconds between SQL snapshots", ("run", "aggregator", "demo")),
-    Option("format", "table", _choice("table", "csv", "json"), "output format: table (aligned columns), csv or json (a list of objects)", ("sql", "accounts")),
-    Option("max_rows", None, _optional(_non_negative_int), "rows printed at most (0 = all)", ("sql",), unset="100000 for a table on a terminal, all otherwise"),
-    Option("capture", None, Path, "capture file of raw frames (as written by `bluepulse record`)", ("relay",), unset="none: required"),
-    Option("host", "127.0.0.1", str, "address to bind", ("relay",)),
-    Option("port", 0, _port, "port to bind (0 = any free)", ("relay", "demo")),
-    Option("demo_rate", 300.0, _positive, "frames/s the demo day is played at", ("demo",)),
-    Option("demo_scale", 1.0, _positive, "volume of the generated demo day", ("demo",)),
-    Option("rate", None, _optional(_positive), "frames/s to play", ("relay",), unset="all at once"),
-    Option("loop", False, _bool, "replay the capture forever", ("relay",), flag_only=True),
-    Option("drop_every", None, _optional(_positive_int), "fault: drop connections every N frames", ("relay",), unset="off"),
-    Option("stall_after", None, _optional(_non_negative_int), "fault: go silent after N frames", ("relay",), unset="off"),
-    Option("malformed_every", None, _optional(_positive_int), "fault: a malformed frame every N frames", ("relay",), unset="off"),
-    Option("limit", None, _optional(_positive_int), "stop after N frames", ("record",), unset="no limit: until the relay closes or Ctrl-C"),
-    Option("cursor", None, _optional(_non_negative_int), "start cursor (relay seq)", ("record",), unset="the live tip"),
-    Option("log_level", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level: DEBUG, INFO, WARNING or ERROR (any case)", ("*",)),
-    Option("log_format", "text", _choice("text", "json"), "log format: text (key=value) or json (one object a line)", ("*",)),
-)  # fmt: skip
-_BY_ENV: Final = {o.env: o for o in OPTIONS}
-# Read by scripts/kafka (the development broker) and the test suite, not by the CLI.
-TOOLING_ENV: Final = frozenset({"BLUEPULSE_KAFKA_DIR", "BLUEPULSE_KAFKA_HOME", "BLUEPULSE_KAFKA_PORT"})
-
-
-class ConfigError(ValueError):
-    """Every configuration problem, one per line."""
-
-
-@dataclass(frozen=True)
-class Config:
-    command: str
-    values: Mapping[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError as exc:
-            raise AttributeError(name) from exc
-
-    def public(self) -> dict[str, Any]:
-        """Values safe to log (secrets masked)."""
-        secret = {o.name for o in OPTIONS if o.secret}
-        return {k: ("***" if k in secret and v else v) for k, v in self.values.items()}
-
-
-def options_for(command: str) -> list[Option]:
-    return [o for o in OPTIONS if command in o.commands or "*" in o.commands]
-
-
-# (command, option) → (help, default as shown) where a command uses an option its own way.
-_COMMAND_HELP: Final = {
-    ("demo", "state_dir"): (
-        "the demo keeps its data in <STATE-DIR>/demo, deleted and recreated at each start",
-        "data, so data/demo",
-    ),
-    ("demo", "port"): ("relay emulator port (0 = any free)", "0"),
-}
-
-
-def shown_default(option: Option, command: str) -> str:
-    """The default as --help shows it: what an unset option means, never `None`."""
-    if (command, option.name) in _COMMAND_HELP:
-        return _COMMAND_HELP[command, option.name][1]
-    if option.flag_only:
-        return "off"
-    return option.unset if option.default is None else str(option.default)
-
-
-def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
-    for option in options_for(command):
-        text = _COMMAND_HELP.get((command, option.name), (option.help, ""))[0]
-        help_text = f"{text} [{option.env}; default: {shown_default(option, command)}]"
-        if option.flag_only:
-            parser.add_argument(
-                option.flag, dest=option.name, default=None, action="store_true", help=help_text
+    state_dir: Path = setting(
+        Path("data"),
+        Path,
+        "streamer state (cursor, memory); demo: data/demo",
+        per_command={
+            "demo": (
+                "the demo keeps its data in <STATE-DIR>/demo, deleted and recreated at each start",
+                "data, so data/demo",
             )
-            continue
-        parser.add_argument(
-            option.flag, dest=option.name, default=None, metavar=option.name.split("_")[-1].upper(),
-            help=help_text,
-        )  # fmt: skip
+        },
+    )
+    checkpoint_interval: float = setting(1.0, p.positive, "seconds between cursor saves")
+    receive_timeout: float = setting(60.0, p.positive, "seconds of relay silence before reconnecting")
+    remember_days: float = setting(
+        90.0, p.positive, "days a like/repost/follow path is remembered to resolve its delete"
+    )
 
 
-def resolve(command: str, flags: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
-    env = os.environ if environ is None else environ
-    problems = [
-        f"unknown environment variable {key}" for key in sorted(env)
-        if key.startswith("BLUEPULSE_") and key not in _BY_ENV and key not in TOOLING_ENV
-        and not key.startswith("BLUEPULSE_TEST_")
-    ]  # fmt: skip
-    values: dict[str, Any] = {}
-    for option in options_for(command):
-        raw, origin = flags.get(option.name), option.flag
-        if raw is None and option.env in env:
-            raw, origin = env[option.env], option.env
-        if raw is None:
-            values[option.name] = option.default
-            continue
-        try:
-            values[option.name] = option.parse(str(raw))
-        except ValueError as exc:
-            shown = "***" if option.secret else repr(raw)
-            problems.append(f"{origin}={shown}: {exc}")
-    extra = {k: v for k, v in flags.items() if k not in values and v is not None}
-    values.update(extra)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return Config(command, values)
+@dataclass(frozen=True, kw_only=True)
+class StoreSettings:
+    db: Path = setting(Path("data/bluepulse.duckdb"), Path, "DuckDB file; demo: <state-dir>/bluepulse.duckdb")
+
+
+def snapshot_path(db: Path) -> Path:
+    """Where the writer keeps the read-only copy of `--db` that `bluepulse sql` opens meanwhile."""
+    return db.with_name(db.stem + ".snapshot" + db.suffix)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregatorSettings:
+    """The aggregator app: batches, retention, snapshots."""
+
+    batch_events: int = setting(5_000, p.positive_int, "events per DuckDB transaction, at most")
+    retention_days: float = setting(90.0, p.positive, "days of event log kept")
+    snapshot_interval: float = setting(10.0, p.positive, "seconds between SQL snapshots")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueSettings:
+    """The in-process transport of `run` and `demo`."""
+
+    queue_size: int = setting(10_000, p.positive_int, "in-process queue bound, frames")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    metrics_host: str = setting("127.0.0.1", str, "address /metrics binds to")
+    metrics_port: int = setting(9464, p.port, "/metrics port (0 = off)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutSettings:
+    out: Path | None = setting(
+        None,
+        Path,
+        "output file (streamer: events as JSON lines; record: frames)",
+        unset="none: streamer needs --out or --kafka, record needs --out",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportSettings:
+    """The Kafka transport of `streamer` and `aggregator` (transport.kafka.KafkaSettings checks them)."""
+
+    kafka: str | None = setting(None, str, "Kafka bootstrap HOST:PORT[,…]", unset="no Kafka")
+    topic: str = setting("bluepulse.events", str, "Kafka topic")
+    partitions: int = setting(6, p.positive_int, "partitions when creating the topic")
+    kafka_security: str = setting(
+        "PLAINTEXT",
+        p.choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: str = setting(
+        "PLAIN",
+        p.choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    )
+    kafka_username: str | None = setting(None, str, "SASL username", unset="no SASL login")
+    kafka_password: str | None = setting(
+        None, str, "SASL password (never logged)", secret=True, unset="no SASL login"
+    )
+    kafka_ca_file: Path | None = setting(None, Path, "CA bundle for TLS", unset="the system's CAs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerSettings:
+    group: str = setting("bluepulse-aggregator", str, "Kafka consumer group")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FormatSettings:
+    format: str = setting(
+        "table",
+        p.choice("table", "csv", "json"),
+        "output format: table (aligned columns), csv or json (a list of objects)",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlSettings:
+    query: str = argument("", "one read-only statement")
+    max_rows: int | None = setting(
+        None,
+        p.optional(p.non_negative_int),
+        "rows printed at most (0 = all)",
+        unset="100000 for a table on a terminal, all otherwise",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsActionSettings:
+    action: str = argument(
+        "list",
+        "list: print the accounts (see --format); check: validate the file, exit 0 or 2",
+        choices=("list", "check"),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaptureSettings:
+    """The relay emulator serving a capture (`bluepulse relay`)."""
+
+    capture: Path | None = setting(
+        None, Path, "capture file of raw frames (as written by `bluepulse record`)", unset="none: required"
+    )
+    host: str = setting("127.0.0.1", str, "address to bind")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortSettings:
+    port: int = setting(
+        0,
+        p.port,
+        "port to bind (0 = any free)",
+        per_command={"demo": ("relay emulator port (0 = any free)", "0")},
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoSettings:
+    demo_rate: float = setting(300.0, p.positive, "frames/s the demo day is played at")
+    demo_scale: float = setting(1.0, p.positive, "volume of the generated demo day")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultSettings:
+    """How `bluepulse relay` plays a capture, faults included."""
+
+    rate: float | None = setting(None, p.optional(p.positive), "frames/s to play", unset="all at once")
+    loop: bool = setting(False, p.boolean, "replay the capture forever", switch=True)
+    drop_every: int | None = setting(
+        None, p.optional(p.positive_int), "fault: drop connections every N frames", unset="off"
+    )
+    stall_after: int | None = setting(
+        None, p.optional(p.non_negative_int), "fault: go silent after N frames", unset="off"
+    )
+    malformed_every: int | None = setting(
+        None, p.optional(p.positive_int), "fault: a malformed frame every N frames", unset="off"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordSettings:
+    limit: int | None = setting(
+        None,
+        p.optional(p.positive_int),
+        "stop after N frames",
+        unset="no limit: until the relay closes or Ctrl-C",
+    )
+    cursor: int | None = setting(
+        None, p.optional(p.non_negative_int), "start cursor (relay seq)", unset="the live tip"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogSettings:
+    log_level: str = setting(
+        "INFO",
+        p.choice("DEBUG", "INFO", "WARNING", "ERROR"),
+        "log level: DEBUG, INFO, WARNING or ERROR (any case)",
+    )
+    log_format: str = setting(
+        "text", p.choice("text", "json"), "log format: text (key=value) or json (one object a line)"
+    )
+
+
+# The two apps, each the settings it reads; `run` is both, `streamer` / `aggregator` one each.
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamerAppSettings(SourceSettings, TrackedSettings, StreamerSettings):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregatorAppSettings(TrackedSettings, StoreSettings, AggregatorSettings):
+    pass
+
+
+# One config per command: the groups it inherits are the settings it has.
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(
+    Config, StreamerAppSettings, AggregatorAppSettings, QueueSettings, MetricsSettings, LogSettings
+):
+    command = "run"
+    summary = "single machine: relay → streamer → in-process queue → aggregator → DuckDB + /metrics"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig(
+    Config,
+    StreamerSettings,
+    AggregatorSettings,
+    QueueSettings,
+    MetricsSettings,
+    PortSettings,
+    DemoSettings,
+    LogSettings,
+):
+    command = "demo"
+    summary = (
+        "the same pipeline offline, on the built-in relay emulator and a generated day "
+        "(starts fresh each time: <state-dir>/demo is deleted and recreated)"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamerConfig(
+    Config, StreamerAppSettings, MetricsSettings, OutSettings, TransportSettings, LogSettings
+):
+    command = "streamer"
+    summary = "relay → tracked-account events → Kafka or a JSONL file"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregatorConfig(
+    Config, AggregatorAppSettings, MetricsSettings, TransportSettings, ConsumerSettings, LogSettings
+):
+    command = "aggregator"
+    summary = "Kafka → DuckDB + /metrics"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsConfig(Config, AccountsActionSettings, TrackedSettings, FormatSettings, LogSettings):
+    command = "accounts"
+    summary = "list or check the tracked accounts file"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlConfig(Config, SqlSettings, StoreSettings, FormatSettings, LogSettings):
+    command = "sql"
+    summary = "read-only SQL on the DuckDB file (works while the aggregator runs)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelayConfig(Config, CaptureSettings, PortSettings, FaultSettings, LogSettings):
+    command = "relay"
+    summary = "serve a capture file with the relay wire protocol (emulator)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordConfig(Config, SourceSettings, OutSettings, RecordSettings, LogSettings):
+    command = "record"
+    summary = "capture a live firehose into a capture file"
+
+
+PipelineConfig = RunConfig | DemoConfig | StreamerConfig | AggregatorConfig  # the commands that write
+ToolConfig = AccountsConfig | SqlConfig | RelayConfig | RecordConfig
+AnyConfig = PipelineConfig | ToolConfig
+COMMANDS: Final[tuple[type[AnyConfig], ...]] = (
+    RunConfig,
+    DemoConfig,
+    StreamerConfig,
+    AggregatorConfig,
+    AccountsConfig,
+    SqlConfig,
+    RelayConfig,
+    RecordConfig,
+)
+BY_COMMAND: Final = {c.command: c for c in COMMANDS}
+SETTINGS: Final = collect(COMMANDS)  # what the parser is built from
+OPTIONS: Final = tuple(o for o in SETTINGS if not o.spec.positional)  # each a flag and a BLUEPULSE_* variable
+_KNOWN_ENV: Final = frozenset(o.env for o in OPTIONS)
+
+
+def resolve(command: str, flags: Mapping[str, object], environ: Mapping[str, str] | None = None) -> AnyConfig:
+    """The config of `command`: a flag (None = not given) beats BLUEPULSE_*, which beats the default."""
+    return resolve_into(BY_COMMAND[command], flags, environ, _KNOWN_ENV)
+
+
+def config_table() -> str:
+    """The README's configuration table, as the fields say it should read."""
+    return readme_table(OPTIONS, BY_COMMAND)

@@ -1,4 +1,11 @@
-"""The two kinds of stop the CLI reports in one line: a usage problem (exit 2), a failure (exit 1).
+"""The CLI's own errors, under the two roots the CLI maps to exit codes (`schemas.errors`):
+
+    UsageError                            exit 2: the user can fix it
+    ├── CommandError (RuntimeError)           a usage problem found after parsing (a port in use…)
+    ├── ConfigError (ValueError)              flags and BLUEPULSE_* variables, every problem at once
+    └── LockError (RuntimeError)              what the command writes is held by another bluepulse
+    PipelineError                         exit 1: the command was right, the world was not
+    └── CommandFailedError (RuntimeError)     e.g. the relay to record from refuses the connection
 
 Socket errors from binding a port become usage problems naming the flag to change, since the
 fix is always a different value (a free port, a resolvable host), never a retry.
@@ -9,12 +16,22 @@ from __future__ import annotations
 import errno
 import socket
 
+from schemas.errors import PipelineError, UsageError
 
-class CommandError(RuntimeError):
+
+class CommandError(UsageError, RuntimeError):
     """A usage or configuration problem found after parsing (exit 2)."""
 
 
-class CommandFailedError(RuntimeError):
+class ConfigError(UsageError, ValueError):
+    """Every configuration problem, one per line."""
+
+
+class LockError(UsageError, RuntimeError):
+    """The lock is held by another process (the message names it) or cannot be taken."""
+
+
+class CommandFailedError(PipelineError, RuntimeError):
     """A runtime failure: the command was right, the world was not (exit 1)."""
 
 

@@ -18,11 +18,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Final, TextIO
 
+from bluepulse.errors import LockError
+
+__all__ = ["DIR_LOCK_NAME", "LockError", "dir_lock_path", "file_lock_path", "hold", "hold_all"]
+
 DIR_LOCK_NAME: Final = "bluepulse.lock"
-
-
-class LockError(RuntimeError):
-    """The lock is held by another process (the message names it) or cannot be taken."""
 
 
 def dir_lock_path(directory: Path) -> Path:

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Final
 
+from aggregator.errors import QueryError, QueryRefusedError, StoreHeldError
 from aggregator.report import RowLimit, write_rows
-from aggregator.sql import QueryError, QueryRefusedError, QueryRows, open_readonly_query
-from bluepulse.commands import CommandError
-from bluepulse.config import Config
-from bluepulse.run_app import snapshot_path
+from aggregator.sql import QueryRows, open_readonly_query
+from bluepulse.config import SqlConfig, snapshot_path
+from bluepulse.errors import CommandError
 
 TERMINAL_TABLE_ROWS: Final = 100_000
 
@@ -30,7 +30,7 @@ def max_rows(configured: int | None, fmt: str, terminal: bool) -> int | None:
     return configured or None
 
 
-def run_sql(config: Config) -> int:
+def main(config: SqlConfig) -> int:
     limit = max_rows(config.max_rows, config.format, sys.stdout.isatty())
     try:
         with _open(config) as query:
@@ -51,14 +51,14 @@ def run_sql(config: Config) -> int:
 
 
 @contextmanager
-def _open(config: Config) -> Iterator[QueryRows]:
+def _open(config: SqlConfig) -> Iterator[QueryRows]:
     """The store itself, or its snapshot while the aggregator holds the store for writing."""
     with ExitStack() as stack:
         try:
             query = stack.enter_context(open_readonly_query(config.db, config.query))
-        except QueryError as exc:
+        except StoreHeldError:
             snapshot = snapshot_path(config.db)
-            if "holds it" not in str(exc) or not snapshot.exists():
+            if not snapshot.exists():
                 raise
             age = time.time() - snapshot.stat().st_mtime
             print(

@@ -1,7 +1,9 @@
-"""Wiring of the streamer half from a Config: registry, state, cursor, source, publisher.
+"""The streamer app: relay source → streamer → a publisher, with its state, cursor and metrics.
 
-Every exit ends with a checkpoint (flush, then cursor): after a fatal background failure it is
-still tried, but its own failure is only logged so the first error is the one reported.
+`bluepulse streamer` is this app alone on Kafka (or a JSONL file); `bluepulse run` joins it to
+the aggregator app by the in-process queue (`run_app`). Every exit ends with a checkpoint (flush,
+then cursor): after a fatal background failure it is still tried, but its own failure is only
+logged so the first error is the one reported.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
-from bluepulse.config import Config
-from schemas.accounts import load_accounts
+from bluepulse import transport_choice
+from bluepulse.config import StreamerAppSettings, StreamerConfig
+from bluepulse.process import hosting, supervised
+from schemas.accounts import Account, load_accounts
 from streamer.cursor import CursorStore
 from streamer.publish import Publisher
 from streamer.service import Streamer
 from streamer.source import RelaySource
 from streamer.stats import StreamerCollector
 from streamer.tracked import StreamerState, TrackedAccounts
-from transport.supervise import Supervisor, TaskFailedError
+from transport.errors import TaskFailedError
+from transport.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +35,53 @@ class StreamerApp:
     streamer: Streamer
     source: RelaySource
     state: StreamerState
+    checkpoint_interval: float
 
-    async def run(self, checkpoint_interval: float) -> None:
+    @classmethod
+    def build(
+        cls,
+        config: StreamerAppSettings,
+        publisher: Publisher,
+        registry: CollectorRegistry,
+        supervisor: Supervisor,
+    ) -> StreamerApp:
+        """Fails fast (RegistryError, StateError) on a broken accounts file or state directory."""
+        accounts = load_accounts(config.accounts)
+        cursor_store = CursorStore(config.state_dir)
+        cursor_store.check_writable()
+        state = StreamerState(config.state_dir)
+        tracked = TrackedAccounts(accounts, state.handles())
+        streamer = Streamer(
+            tracked, state, cursor_store, publisher, supervisor=supervisor, remember_days=config.remember_days
+        )
+        registry.register(StreamerCollector(streamer.stats))
+        source = RelaySource(config.relay, receive_timeout=config.receive_timeout)
+        log.info(
+            "streamer ready relay=%s tracked=%d cursor=%s", config.relay, len(tracked), streamer.position()
+        )
+        return cls(streamer, source, state, config.checkpoint_interval)
+
+    def accounts(self) -> list[Account]:
+        """The tracked accounts, with the handles the streamer has learnt since the file was written."""
+        return self.streamer.tracked.accounts()
+
+    async def stream(self) -> None:
+        """Read the relay until cancelled; no final checkpoint (the caller orders the shutdown)."""
+        await self.streamer.run(self.source, self.checkpoint_interval)
+
+    async def mark_position(self) -> None:
+        """Publish how far the relay was read (`run`: while the aggregator drains, see run_app)."""
+        await self.streamer.mark_position()
+
+    def abandon(self) -> None:
+        """Close the state without a checkpoint: the cursor stays at the last committed point."""
+        self.state.close()
+
+    async def run(self) -> None:
+        """Stream, then the final checkpoint, whatever the exit."""
         failed = True
         try:
-            await self.streamer.run(self.source, checkpoint_interval)
+            await self.stream()
             failed = False
         except asyncio.CancelledError:  # a signal: the normal way to stop
             failed = False
@@ -58,24 +105,14 @@ class StreamerApp:
         log.info("streamer stopped cursor=%s", seq)
 
 
-def build_streamer(
-    config: Config, publisher: Publisher, registry: CollectorRegistry, supervisor: Supervisor | None = None
-) -> StreamerApp:
-    """Fails fast (RegistryError, StateError) on a broken accounts file or state directory.
-
-    Without a `supervisor` (the streamer alone) one is made and its error counter registered."""
-    if supervisor is None:
-        supervisor = Supervisor()
-        registry.register(supervisor.collector())
-    accounts = load_accounts(config.accounts)
-    cursor_store = CursorStore(config.state_dir)
-    cursor_store.check_writable()
-    state = StreamerState(config.state_dir)
-    tracked = TrackedAccounts(accounts, state.handles())
-    streamer = Streamer(
-        tracked, state, cursor_store, publisher, supervisor=supervisor, remember_days=config.remember_days
-    )
-    registry.register(StreamerCollector(streamer.stats))
-    source = RelaySource(config.relay, receive_timeout=config.receive_timeout)
-    log.info("streamer ready relay=%s tracked=%d cursor=%s", config.relay, len(tracked), streamer.position())
-    return StreamerApp(streamer, source, state)
+async def main(config: StreamerConfig) -> int:
+    """`bluepulse streamer`: the streamer app alone, publishing to Kafka or a JSONL file."""
+    transport_choice.check_streamer_output(config)
+    with hosting(config, dirs={"state directory": config.state_dir}) as registry:
+        publisher = await transport_choice.streamer_publisher(config)
+        try:
+            app = StreamerApp.build(config, publisher, registry, supervised(registry))
+            await app.run()
+        finally:
+            await publisher.close()
+    return 0

@@ -19,15 +19,13 @@ from typing import IO, Any
 import cbor2
 import zstandard
 
+from relay.errors import CaptureError
+
 _LEN = struct.Struct("<I")
 _CHUNK = 1 << 20
 _SENTINEL = 0xFEEDFACECAFEBEEF  # 9-byte CBOR uint, never a real seq
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_FRAME_BYTES = 64 << 20  # far above any relay frame; a larger length means the file is not a capture
-
-
-class CaptureError(ValueError):
-    """The capture file is not a valid sequence of length-prefixed frames."""
 
 
 def _is_zst(path: str | Path) -> bool:

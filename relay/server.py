@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from relay.capture import CaptureError, SeqTemplate, frame_seq, read_frames
+from relay.capture import SeqTemplate, frame_seq, read_frames
 from relay.emulator import DEFAULT_RETENTION, PATH, RelayEmulator
+from relay.errors import CaptureError
 
 __all__ = ["DEFAULT_RETENTION", "PATH", "RelayEmulator", "play", "serve_capture"]
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from schemas.errors import RegistryError
+
 REQUIRED_COLUMNS: Final = ("did", "handle", "name")
 OPTIONAL_COLUMNS: Final = ("category", "region", "followers")
 _DID_RE: Final = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[A-Za-z0-9.\-%:]+)$")
@@ -33,10 +35,6 @@ class Account:
     category: str = ""
     region: str = ""
     followers: int | None = None
-
-
-class RegistryError(ValueError):
-    """The registry file is unusable; the message lists every problem found."""
 
 
 def load_accounts(path: Path) -> list[Account]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Final
 
+from schemas.errors import SchemaError, SchemaReason
+
 SCHEMA_VERSION: Final = 1
 SCHEMA_HEADER: Final = "bluepulse-schema"
 
@@ -72,14 +74,6 @@ _OPTIONAL_STR: Final = (
 )  # fmt: skip
 
 
-class SchemaError(ValueError):
-    """An event that does not follow the contract; `reason` is a short closed-set label."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-
-
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -97,22 +91,22 @@ def decode(data: bytes | str) -> Event:
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise SchemaError("not_json", str(exc)) from exc
+        raise SchemaError(SchemaReason.NOT_JSON, str(exc)) from exc
     if not isinstance(obj, dict):
-        raise SchemaError("not_object")
+        raise SchemaError(SchemaReason.NOT_OBJECT)
     return from_dict(obj)
 
 
 def from_dict(obj: dict[str, Any]) -> Event:
     version = obj.get("v")
     if version != SCHEMA_VERSION:
-        raise SchemaError("unknown_version", repr(version))
+        raise SchemaError(SchemaReason.UNKNOWN_VERSION, repr(version))
     unknown = obj.keys() - set(FIELD_NAMES)
     if unknown:
-        raise SchemaError("unknown_field", ",".join(sorted(unknown)))
+        raise SchemaError(SchemaReason.UNKNOWN_FIELD, ",".join(sorted(unknown)))
     missing = [name for name in _REQUIRED if obj.get(name) is None]
     if missing:
-        raise SchemaError("missing_field", ",".join(missing))
+        raise SchemaError(SchemaReason.MISSING_FIELD, ",".join(missing))
     try:
         event = Event(
             seq=_int(obj["seq"]),
@@ -127,7 +121,7 @@ def from_dict(obj: dict[str, Any]) -> Event:
             **{name: _opt_str(obj.get(name)) for name in _OPTIONAL_STR},  # type: ignore[arg-type]
         )
     except (ValueError, TypeError) as exc:
-        raise SchemaError("bad_field", str(exc)) from exc
+        raise SchemaError(SchemaReason.BAD_FIELD, str(exc)) from exc
     return event
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from streamer.errors import BoundsError, FrameReason
+
 # The real window nests at most 3 levels in an envelope and 5 in a record (post → embed →
 # recordWithMedia → media → images → image); lexicons are shallow, 32 leaves ample room.
 MAX_DEPTH: Final = 32
@@ -47,14 +49,6 @@ def _actions() -> tuple[list[int], list[int]]:
 _ACTION, _OWES = _actions()
 
 
-class BoundsError(ValueError):
-    """The item breaks a bound; `reason` is bad_length, too_deep, too_many_items or bad_cbor."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
-
 def check(
     data: bytes, pos: int = 0, *, count: int = 1, max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS
 ) -> int:
@@ -86,7 +80,7 @@ def check(
                 continue
             if act == _TAG8:
                 if data[pos + 1] != _CID_TAG:
-                    raise BoundsError("bad_cbor", f"tag {data[pos + 1]} at {pos}")
+                    raise BoundsError(FrameReason.BAD_CBOR, f"tag {data[pos + 1]} at {pos}")
                 pos += 2
                 todo += 1  # the tagged item fills the tag's place
                 continue
@@ -98,15 +92,15 @@ def check(
                     continue
             items += owed
             if items > max_items:
-                raise BoundsError("too_many_items", f"more than {max_items} items")
+                raise BoundsError(FrameReason.TOO_MANY_ITEMS, f"more than {max_items} items")
             if len(stack) >= max_depth:
-                raise BoundsError("too_deep", f"nesting deeper than {max_depth}")
+                raise BoundsError(FrameReason.TOO_DEEP, f"nesting deeper than {max_depth}")
             stack.append(todo)
             todo = owed
     except IndexError:
         pos = end + 1
     if pos > end:
-        raise BoundsError("bad_length", f"an item runs past the end of the {end} bytes")
+        raise BoundsError(FrameReason.BAD_LENGTH, f"an item runs past the end of the {end} bytes")
     return pos
 
 
@@ -116,21 +110,23 @@ def _slow_item(data: bytes, pos: int, end: int, head: int) -> tuple[int, int]:
     pos += 1
     if arg >= 24:  # 1, 2, 4 or 8 argument bytes follow
         if arg > 27 or major == 7:  # indefinite, reserved, other simple values
-            raise BoundsError("bad_cbor", f"header 0x{head:02x} at {pos - 1}")
+            raise BoundsError(FrameReason.BAD_CBOR, f"header 0x{head:02x} at {pos - 1}")
         size = 1 << (arg - 24)
         if pos + size > end:
-            raise BoundsError("bad_length", f"header at {pos - 1} runs past the end")
+            raise BoundsError(FrameReason.BAD_LENGTH, f"header at {pos - 1} runs past the end")
         arg = int.from_bytes(data[pos : pos + size])
         pos += size
     if major <= 1:
         return pos, 0
     if major <= 3:  # byte and text strings: skipped by their length
         if arg > end - pos:
-            raise BoundsError("bad_length", f"string of {arg} bytes at {pos} with {end - pos} left")
+            raise BoundsError(FrameReason.BAD_LENGTH, f"string of {arg} bytes at {pos} with {end - pos} left")
         return pos + arg, 0
     if major <= 5:  # arrays and maps: each owed item takes at least one byte
         owed = arg if major == 4 else 2 * arg
         if owed > end - pos:
-            raise BoundsError("bad_length", f"{owed} items claimed at {pos} with {end - pos} bytes left")
+            raise BoundsError(
+                FrameReason.BAD_LENGTH, f"{owed} items claimed at {pos} with {end - pos} bytes left"
+            )
         return pos, owed
-    raise BoundsError("bad_cbor", f"header 0x{head:02x} (argument {arg}) at {pos}")
+    raise BoundsError(FrameReason.BAD_CBOR, f"header 0x{head:02x} (argument {arg}) at {pos}")

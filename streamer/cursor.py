@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from streamer.tracked import StateError
+from streamer.errors import StateError
 
 
 class CursorStore:

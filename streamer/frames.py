@@ -1,9 +1,9 @@
 """Decode stage: the firehose frame envelope (header, body) and, on demand, its CAR blocks.
 
-Malformed input raises FrameError with a closed set of reasons, so the service can count and
-skip it; CAR blocks are decoded only for frames that survived the filter. Every byte string
-handed to libipld first passes the cbor_bounds walk (depth, lengths, item count): decoding
-one frame is total, whatever it holds.
+Malformed input raises FrameError with a FrameReason (streamer/errors.py), so the service can
+count and skip it; CAR blocks are decoded only for frames that survived the filter. Every byte
+string handed to libipld first passes the cbor_bounds walk (depth, lengths, item count):
+decoding one frame is total, whatever it holds.
 """
 
 from __future__ import annotations
@@ -13,35 +13,14 @@ from typing import Any, Final
 
 import libipld
 
-from streamer.cbor_bounds import BoundsError, check
+from streamer.cbor_bounds import check
+from streamer.errors import BoundsError, FrameError, FrameReason
 
 # {"t": "#commit", "op": 1} in DAG-CBOR (keys sorted by length): every #commit frame starts so.
 COMMIT_PREFIX: Final = b"\xa2at\x67#commit\x62op\x01"
 
-REASONS: Final = (
-    "bad_cbor",
-    "bad_header",
-    "bad_body",
-    "bad_car",
-    "missing_block",
-    "bad_record",
-    "oversized",
-    "unknown_type",
-    "too_deep",  # nesting past cbor_bounds.MAX_DEPTH (envelope or record)
-    "bad_length",  # a length or count claims more bytes than remain; truncated data
-    "too_many_items",  # more than cbor_bounds.MAX_ITEMS items in one envelope or record
-    "internal",  # an unexpected exception while decoding or mapping: a bug, logged with its traceback
-)
 _MAX_SEQ: Final = 2**63  # a seq must fit a signed 64-bit column downstream
 _DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, RecursionError)
-
-
-class FrameError(ValueError):
-    """A frame (or one op of it) that cannot be read; `reason` is one of REASONS."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +43,20 @@ def decode_envelope(frame: bytes) -> Envelope:
     except BoundsError as exc:
         raise FrameError(exc.reason, exc.detail) from exc
     if end != len(frame):
-        raise FrameError("bad_header", f"{len(frame) - end} bytes after header and body")
+        raise FrameError(FrameReason.BAD_HEADER, f"{len(frame) - end} bytes after header and body")
     try:
         parts = libipld.decode_dag_cbor_multi(frame)
     except _DECODE_ERRORS as exc:
-        raise FrameError("bad_cbor", str(exc)[:120]) from exc
+        raise FrameError(FrameReason.BAD_CBOR, str(exc)[:120]) from exc
     if len(parts) != 2 or not isinstance(parts[0], dict) or not isinstance(parts[1], dict):
-        raise FrameError("bad_header", f"expected header and body, got {len(parts)} part(s)")
+        raise FrameError(FrameReason.BAD_HEADER, f"expected header and body, got {len(parts)} part(s)")
     header, body = parts
     op = header.get("op")
     if op == -1:
         return Envelope("error", body)
     kind = header.get("t")
     if op != 1 or not isinstance(kind, str):
-        raise FrameError("bad_header", f"op={op!r} t={kind!r}")
+        raise FrameError(FrameReason.BAD_HEADER, f"op={op!r} t={kind!r}")
     return Envelope(kind, body)
 
 
@@ -89,7 +68,7 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
     """
     car = body.get("blocks")
     if not isinstance(car, bytes):
-        raise FrameError("bad_body", "commit without CAR blocks")
+        raise FrameError(FrameReason.BAD_BODY, "commit without CAR blocks")
     found: dict[bytes, Any] = {}
     size = len(car)
     try:
@@ -99,7 +78,7 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
             pos, length = _varint(car, pos)
             end = pos + length
             if length < _CID_LEN or end > size:
-                raise FrameError("bad_car", f"section of {length} bytes at {pos} overruns the CAR")
+                raise FrameError(FrameReason.BAD_CAR, f"section of {length} bytes at {pos} overruns the CAR")
             cid = car[pos : pos + _CID_LEN]
             if cid in wanted:
                 found[cid] = _decode_block(car[pos + _CID_LEN : end])
@@ -107,7 +86,7 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
     except FrameError:
         raise
     except (IndexError, *_DECODE_ERRORS) as exc:
-        raise FrameError("bad_car", str(exc)[:120]) from exc
+        raise FrameError(FrameReason.BAD_CAR, str(exc)[:120]) from exc
     return found
 
 
@@ -118,7 +97,7 @@ def _decode_block(block: bytes) -> Any:
     except BoundsError as exc:
         raise FrameError(exc.reason, f"record block: {exc.detail}") from exc
     if end != len(block):
-        raise FrameError("bad_car", f"{len(block) - end} bytes after a record block")
+        raise FrameError(FrameReason.BAD_CAR, f"{len(block) - end} bytes after a record block")
     return libipld.decode_dag_cbor(block)
 
 

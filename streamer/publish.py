@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from schemas import Event, encode
+from streamer.errors import OutputError
 from transport.memory import EventQueue, PositionMarker
 
 
@@ -32,10 +33,6 @@ class Publisher(Protocol):
     async def flush(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-class OutputError(RuntimeError):
-    """The JSONL output cannot be written: the process stops (exit 1) with this message."""
 
 
 class QueuePublisher:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Event, encode
+from streamer.errors import KafkaPublishError
 from transport.kafka import POSITION_TYPE, TYPE_HEADER, KafkaSettings, LogEvery, with_retry
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,6 @@ MAX_BATCH_BYTES: Final = 256 * 1024
 MAX_IN_FLIGHT: Final = 10_000
 
 ProducerFactory = Callable[..., Any]
-
-
-class KafkaPublishError(RuntimeError):
-    """A send failed for good: events after the last successful flush may be missing."""
 
 
 class KafkaPublisher:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from schemas import Action, Direction, Event, Kind
-from streamer.frames import Envelope, FrameError, decode_blocks
+from streamer.errors import FrameError, FrameReason, OpReason
+from streamer.frames import Envelope, decode_blocks
 
 POST: Final = "app.bsky.feed.post"
 LIKE: Final = "app.bsky.feed.like"
@@ -39,7 +40,7 @@ Recall = Callable[[str, str], Memory | None]
 class FrameResult:
     events: list[Event] = field(default_factory=list)
     remember: list[tuple[str, str, Memory]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[OpReason] = field(default_factory=list)
 
     def emit(self, **values: Any) -> None:
         self.events.append(Event(idx=len(self.events), **values))
@@ -89,13 +90,13 @@ def _commit(
 ) -> None:  # fmt: skip
     repo, ops = body.get("repo"), body.get("ops")
     if not isinstance(repo, str) or not repo.startswith("did:") or seq is None or not isinstance(ops, list):
-        raise FrameError("bad_body", "commit without a repo DID, a valid seq or ops")
+        raise FrameError(FrameReason.BAD_BODY, "commit without a repo DID, a valid seq or ops")
     time = _text(body.get("time"))
     blocks: dict[bytes, Any] | None = None
     for op in ops:
         path, action = (op.get("path"), op.get("action")) if isinstance(op, dict) else (None, None)
         if not isinstance(path, str) or "/" not in path or action not in ("create", "update", "delete"):
-            out.skipped.append("bad_op")
+            out.skipped.append(OpReason.BAD_OP)
             continue
         collection = path.split("/", 1)[0]
         if collection not in (POST, LIKE, REPOST, FOLLOW):
@@ -111,12 +112,12 @@ def _commit(
         cid = op.get("cid")
         record = blocks.get(cid) if isinstance(cid, bytes) else None
         if not isinstance(record, dict):
-            out.skipped.append("missing_block")
+            out.skipped.append(OpReason.MISSING_BLOCK)
             continue
         try:
             _create(ctx, collection, path, record, Action(action))
         except (TypeError, KeyError, AttributeError, ValueError):
-            out.skipped.append("bad_record")
+            out.skipped.append(OpReason.BAD_RECORD)
 
 
 def _op_cids(ops: list[Any]) -> set[bytes]:

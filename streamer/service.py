@@ -13,24 +13,25 @@ import logging
 import sqlite3
 from collections.abc import Awaitable
 from datetime import datetime
+from typing import Final
 
 from schemas import Kind
 from streamer.cursor import CursorStore
+from streamer.errors import FrameError, FrameReason, RelayMessage
 from streamer.filter import MENTIONS, SKIP, FrameFilter
-from streamer.frames import Envelope, FrameError, decode_envelope, peek_seq, raw_seq
+from streamer.frames import Envelope, decode_envelope, peek_seq, raw_seq
 from streamer.publish import Publisher
 from streamer.records import FrameResult, frame_events
 from streamer.skiplog import SkipLog
 from streamer.source import RelaySource
 from streamer.stats import StreamerStats
 from streamer.tracked import StreamerState, TrackedAccounts
-from transport.memory import ConsumerFailedError
+from transport.errors import ConsumerFailedError
 from transport.supervise import Supervisor, run_with
 
 log = logging.getLogger(__name__)
 KINDS_WITH_EVENTS = frozenset({"#commit", "#identity", "#account", "#sync"})
-# relay message names the lexicon defines; any other name is counted as "other" (bounded labels)
-RELAY_MESSAGE_NAMES = frozenset({"FutureCursor", "ConsumerTooSlow", "OutdatedCursor"})
+_RELAY_MESSAGES: Final = {name.value: name for name in RelayMessage}
 
 
 class Streamer:
@@ -85,7 +86,7 @@ class Streamer:
 
     def _candidate(self, frame: bytes, verdict: int) -> Awaitable[None] | None:
         if len(frame) > self.max_frame_bytes:
-            self.stats.frames_skipped["oversized"] += 1
+            self.stats.frames_skipped[FrameReason.OVERSIZED] += 1
             self._last_frame = frame
             return None
         self.stats.frames_candidate += 1
@@ -100,7 +101,7 @@ class Streamer:
         except (sqlite3.Error, MemoryError):
             raise  # our own state, or the process, is broken: not a frame problem
         except Exception as exc:  # the last resort: one frame never ends the stream
-            self._skip(frame, "internal", exc)
+            self._skip(frame, FrameReason.INTERNAL, exc)
             return
         if decoded is None:
             return
@@ -125,15 +126,15 @@ class Streamer:
             self._relay_message(env)
             return None
         if env.kind not in KINDS_WITH_EVENTS:
-            raise FrameError("unknown_type", env.kind[:60])
+            raise FrameError(FrameReason.UNKNOWN_TYPE, env.kind[:60])
         return env, frame_events(env, self.tracked, self.state.recall, need_records=need_records)
 
-    def _skip(self, frame: bytes, reason: str, exc: Exception) -> None:
+    def _skip(self, frame: bytes, reason: FrameReason, exc: Exception) -> None:
         """Count a frame that yields nothing and log it (rate-limited per reason); an unexpected
         exception type is logged with its traceback the first time it shows up."""
         self.stats.frames_skipped[reason] += 1
         self._last_frame = frame  # a bad frame is still consumed: its seq may be readable
-        if reason == "internal" and type(exc).__name__ not in self._internal_seen:
+        if reason is FrameReason.INTERNAL and type(exc).__name__ not in self._internal_seen:
             self._internal_seen.add(type(exc).__name__)
             log.error("frame skipped reason=internal seq=%s (a bug)", raw_seq(frame), exc_info=exc)
             return
@@ -142,15 +143,15 @@ class Streamer:
 
     def _relay_message(self, env: Envelope) -> None:
         raw_name = env.body.get("error") or env.body.get("name")
-        name = raw_name if isinstance(raw_name, str) and raw_name in RELAY_MESSAGE_NAMES else "other"
-        name_text = str(raw_name)[:60] if name == "other" else name
+        name = _relay_message(raw_name)
+        name_text = str(raw_name)[:60] if name is RelayMessage.OTHER else name
         message = str(env.body.get("message"))[:200]
         self.stats.relay_messages[name] += 1
         if env.kind == "error":
             log.error("relay error=%s message=%r", name_text, message)
             if self.source is not None:
                 self.source.mark_unhealthy()
-            if name == "FutureCursor":
+            if name is RelayMessage.FUTURE_CURSOR:
                 # Our cursor is ahead of the relay (it was reset or is another relay): keep
                 # asking for it would loop forever, so resume from the live tip, loudly.
                 log.error("cursor %s is ahead of the relay; resuming from the live tip", self._seq)
@@ -228,6 +229,11 @@ class Streamer:
             log.info("remembered paths expired count=%d older_than_days=%g", removed, self.remember_days)
         self.stats.remembered_paths = self.state.remembered_count()
         return removed
+
+
+def _relay_message(name: object) -> RelayMessage:
+    """The lexicon's name for a relay message, or OTHER (labels stay bounded)."""
+    return _RELAY_MESSAGES.get(name, RelayMessage.OTHER) if isinstance(name, str) else RelayMessage.OTHER
 
 
 def _frame_time(frame: bytes | None) -> float | None:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streamer.errors import FrameReason, OpReason, RelayMessage
+
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
@@ -23,10 +25,10 @@ if TYPE_CHECKING:
 class StreamerStats:
     frames: int = 0
     frames_candidate: int = 0
-    frames_skipped: Counter[str] = field(default_factory=Counter)
-    ops_skipped: Counter[str] = field(default_factory=Counter)
+    frames_skipped: Counter[FrameReason] = field(default_factory=Counter)
+    ops_skipped: Counter[OpReason] = field(default_factory=Counter)
     events: Counter[tuple[str, str]] = field(default_factory=Counter)
-    relay_messages: Counter[str] = field(default_factory=Counter)
+    relay_messages: Counter[RelayMessage] = field(default_factory=Counter)
     last_seq: int | None = None
     last_frame_time: float | None = None
     tracked_accounts: int = 0
@@ -49,15 +51,16 @@ class StreamerCollector(Collector):
         skipped = CounterMetricFamily(
             "bluepulse_streamer_frames_skipped", "Frames skipped, by reason.", labels=["reason"]
         )
-        skipped.add_metric(["untracked"], s.frames - s.frames_candidate - s.frames_skipped["oversized"])
+        untracked = s.frames - s.frames_candidate - s.frames_skipped[FrameReason.OVERSIZED]
+        skipped.add_metric([FrameReason.UNTRACKED], untracked)
         for reason, count in sorted(s.frames_skipped.items()):
             skipped.add_metric([reason], count)
         yield skipped
         ops = CounterMetricFamily(
             "bluepulse_streamer_ops_skipped", "Commit ops skipped, by reason.", labels=["reason"]
         )
-        for reason, count in sorted(s.ops_skipped.items()):
-            ops.add_metric([reason], count)
+        for op_reason, count in sorted(s.ops_skipped.items()):
+            ops.add_metric([op_reason], count)
         yield ops
         events = CounterMetricFamily(
             "bluepulse_streamer_events_emitted", "Events published, by kind and direction.",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from schemas.accounts import Account
+from streamer.errors import StateError
 from streamer.records import Memory
 
 _SCHEMA: Final = """
@@ -28,10 +29,6 @@ CREATE TABLE IF NOT EXISTS remembered (
 CREATE INDEX IF NOT EXISTS remembered_seen_at ON remembered (seen_at);
 CREATE TABLE IF NOT EXISTS handles (did TEXT PRIMARY KEY, handle TEXT NOT NULL) WITHOUT ROWID;
 """
-
-
-class StateError(RuntimeError):
-    """The state directory cannot be used; the program stops with this message."""
 
 
 class StreamerState:

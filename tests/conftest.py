@@ -1,4 +1,5 @@
-"""Shared test fixtures: the real relay capture and its production Jetstream reading."""
+"""Shared test fixtures: the real relay capture and its production Jetstream reading; the real
+Kafka broker's fixtures (tests/support/kafka_broker.py) for tests/kafka and tests/contract."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest_plugins = ["tests.support.kafka_broker"]
 
 _CORPUS_IN_SHARED = Path("shared") / "fixtures" / "real" / "jetstream-corpus"
 # ../shared next to the checkout (the workspace layout), else the workspace's own copy when

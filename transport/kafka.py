@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsErr
 from aiokafka.helpers import create_ssl_context
 
 from transport.backoff import Backoff
+from transport.errors import KafkaSettingsError
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 TOPIC_READY_TIMEOUT_S: Final = 30.0
 _NO_ERROR: Final = 0
-
-
-class KafkaSettingsError(ValueError):
-    """Inconsistent Kafka options (every problem, one per line)."""
 
 
 @dataclass(frozen=True, slots=True)

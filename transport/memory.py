@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from schemas import Event
+from transport.errors import ConsumerFailedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,3 @@ class EventQueue:
         if self._done < target:
             message = "the aggregator stopped before committing these events"
             raise ConsumerFailedError(message) from self._failure
-
-
-class ConsumerFailedError(RuntimeError):
-    """Events were handed over but never committed: the cursor must not move past them."""

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from transport.backoff import Backoff
+from transport.errors import TaskFailedError
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,6 @@ T = TypeVar("T")
 Job = Callable[[], Awaitable[object]]
 MAX_FAILURES: Final = 5  # consecutive failures before a job is declared dead
 MAX_RETRY_DELAY: Final = 30.0
-
-
-class TaskFailedError(RuntimeError):
-    """A background job failed for good: the process stops (exit 1) with this message."""
 
 
 class Supervisor:

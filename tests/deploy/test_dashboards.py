@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
 import subprocess
 import sys
@@ -36,11 +35,12 @@ from tests.deploy.support import (
     Prom,
     PromError,
     PrometheusBins,
-    free_port,
     http_ok,
     stop,
     wait_for,
 )
+from tests.support.ports import free_port
+from tests.support.processes import clean_env
 
 SCRAPE = 0.25  # seconds; the demo plays its day in ~1.2 s, so a few scrapes land mid-day
 EVALUATION = 0.5
@@ -188,10 +188,6 @@ def run_sql(db: Path, query: str) -> list[dict[str, Any]]:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return list(json.loads(proc.stdout))
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
 
 
 def committed_everything(prom: Prom, frames: int) -> float | None:

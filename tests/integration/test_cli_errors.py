@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
+
 BLUEPULSE = Path(sys.executable).with_name("bluepulse")
 ACCOUNTS = "did,handle,name\ndid:plc:aaaaaaaaaaaaaaaaaaaaaaaa,aphp.fr,AP-HP\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(*argv: str, cwd: Path) -> subprocess.Popen[str]:

@@ -10,8 +10,9 @@ import duckdb
 from aggregator.schema_sql import MIGRATIONS
 from aggregator.store import PartitionBatch, Store
 from relay.emulator import RelayEmulator
-from tests.integration.test_run_pipeline import RunProcess, free_port, play_to_end, scenario
+from tests.integration.test_run_pipeline import RunProcess, play_to_end, scenario
 from tests.integration.test_streamer_out import quiet_tail
+from tests.support.ports import free_port
 
 
 async def test_aggregator_last_seq_reaches_the_saved_cursor_after_quiet_frames(tmp_path: Path) -> None:

@@ -33,6 +33,8 @@ from typing import IO, Final
 import pytest
 
 from tests.conftest import corpus_path
+from tests.support.ports import free_port
+from tests.support.processes import clean_env
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 README: Final = ROOT / "README.md"
@@ -198,12 +200,6 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def fresh_copy(dest: Path) -> Path:
     """The files git knows (untracked ones not ignored included), as a clone would have them."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -263,9 +259,8 @@ def test_a_failing_command_fails_the_run_and_is_named(tmp_path: Path) -> None:
 def test_every_readme_command_runs_on_a_fresh_copy(tmp_path: Path, network: str) -> None:
     checkout = fresh_copy(tmp_path / "bluepulse")
     (tmp_path / "shared").symlink_to(corpus_path("frames.bin.zst").parents[3])  # ../shared
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
-    env.update(PYTHONPATH=str(checkout), BLUEPULSE_RELAY=network,
-               BLUEPULSE_METRICS_PORT=str(free_port()), BLUEPULSE_SNAPSHOT_INTERVAL="1")  # fmt: skip
+    env = clean_env(PYTHONPATH=str(checkout), BLUEPULSE_RELAY=network,
+                    BLUEPULSE_METRICS_PORT=str(free_port()), BLUEPULSE_SNAPSHOT_INTERVAL="1")  # fmt: skip
     logs = tmp_path / "logs"
     logs.mkdir()
     Runner(checkout, env, logs).run(parse((checkout / "README.md").read_text()))

@@ -12,11 +12,14 @@ import duckdb
 
 from relay.emulator import RelayEmulator
 from relay.script import FrameScript
+from relay.server import play
 from tests.integration.harness import A, B
-from tests.integration.test_run_pipeline import RunProcess, free_port
+from tests.integration.test_run_pipeline import RunProcess
+from tests.support.ports import free_port
 
 TOTALS = "SELECT * EXCLUDE (handle, name) FROM account_totals ORDER BY did"
 POSTS = "SELECT uri, likes, reposts, replies, quotes FROM top_posts ORDER BY uri"
+PLAY_RATE = 2500.0  # frames/s: the busy day lasts about a second, room for a kill mid-stream
 
 
 def busy_day(frames: int = 2500, seed: int = 3) -> FrameScript:
@@ -43,13 +46,6 @@ def busy_day(frames: int = 2500, seed: int = 3) -> FrameScript:
     return s
 
 
-async def play(relay: RelayEmulator, frames: list[bytes], per_tick: int = 25) -> None:
-    for start in range(0, len(frames), per_tick):
-        for frame in frames[start : start + per_tick]:
-            relay.publish(frame)
-        await asyncio.sleep(0.01)
-
-
 def totals(db: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(TOTALS).fetchall(), con.execute(POSTS).fetchall()
@@ -61,7 +57,7 @@ async def run_to_end(tmp: Path, s: FrameScript, *, kill_after_events: int | None
         await run.wait_metric("bluepulse_streamer_frames_received_total")
         async with asyncio.timeout(20):
             await relay.wait_for_connections(1)
-        player = asyncio.create_task(play(relay, s.frames))
+        player = asyncio.create_task(play(relay, s.frames, rate=PLAY_RATE))
         if kill_after_events is not None:
             while _applied(await asyncio.to_thread(_scrape, run)) < kill_after_events:
                 await asyncio.sleep(0.02)

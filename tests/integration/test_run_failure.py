@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from aggregator.store import StoreError
+from aggregator.errors import StoreError
 from bluepulse.config import resolve
 from bluepulse.run_app import Pipeline
 from relay.emulator import RelayEmulator

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -16,6 +11,8 @@ import duckdb
 from relay.emulator import RelayEmulator
 from relay.script import FrameScript
 from tests.integration.harness import ACCOUNTS, A, B, X, Y
+from tests.support.ports import free_port
+from tests.support.processes import ChildProcess, bluepulse_argv, clean_env, metrics_text
 
 TOTALS_SQL = (
     "SELECT did, handle, posts, likes, reposts, replies, quotes, follows_gained, follows_lost "
@@ -51,12 +48,6 @@ EXPECTED = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def write_accounts(path: Path) -> Path:
     lines = ["did,handle,name,category,followers"]
     lines += [f"{a.did},{a.handle},{a.name},{a.category},{1000 * (i + 1)}" for i, a in enumerate(ACCOUNTS)]
@@ -64,44 +55,28 @@ def write_accounts(path: Path) -> Path:
     return path
 
 
-class RunProcess:
+class RunProcess(ChildProcess):
     """`bluepulse run` as a real process, as a user starts it."""
 
     def __init__(self, tmp: Path, relay_url: str, port: int) -> None:
         self.db = tmp / "bluepulse.duckdb"
         self.port = port
-        self.argv = [
-            sys.executable, "-m", "bluepulse.cli", "run", "--relay", relay_url,
+        super().__init__("run", bluepulse_argv(
+            "run", "--relay", relay_url,
             "--accounts", str(write_accounts(tmp / "accounts.csv")), "--state-dir", str(tmp / "state"),
             "--db", str(self.db), "--metrics-port", str(port), "--checkpoint-interval", "0.1",
             "--snapshot-interval", "0.2",
-        ]  # fmt: skip
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tmp / "run.log"
-
-    def start(self) -> RunProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        return self
+        ), tmp / "run.log")  # fmt: skip
 
     async def __aenter__(self) -> RunProcess:
         return self.start()
 
     async def __aexit__(self, *exc: object) -> None:
         """A failed test must not leave the process running."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+        self.close()
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
-            return str(resp.read().decode())
+        return metrics_text(self.port)
 
     async def wait_metric(self, needle: str, timeout: float = 20.0) -> str:
         async with asyncio.timeout(timeout):
@@ -112,8 +87,7 @@ class RunProcess:
                         return text
                 except OSError:
                     pass
-                assert self.proc is not None
-                assert self.proc.poll() is None, self.log.read_text()
+                assert self.running, self.output()
                 await asyncio.sleep(0.1)
 
 
@@ -162,9 +136,8 @@ async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: 
 
 
 def bluepulse_sql(db: Path, query: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
-    argv = [sys.executable, "-m", "bluepulse.cli", "sql", "--db", str(db), "--format", "csv", query]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    argv = bluepulse_argv("sql", "--db", str(db), "--format", "csv", query)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=clean_env(), check=False)
 
 
 async def test_sql_answers_while_run_is_writing_and_refuses_writes(tmp_path: Path) -> None:

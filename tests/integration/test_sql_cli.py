@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.support.processes import clean_env
+
 CLI = [sys.executable, "-m", "bluepulse.cli", "sql"]
 NOTE = "(showing the first {} rows; --max-rows to change)"
 
@@ -21,11 +23,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlcli") / "store.duckdb"
     duckdb.connect(str(path)).close()
     return path
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
-    return {**env, **extra}
 
 
 def sql(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

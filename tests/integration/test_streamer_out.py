@@ -5,11 +5,7 @@ with exit 1 and one clear message (the checkpoint never dies silently)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,7 +13,9 @@ import pytest
 from relay.emulator import RelayEmulator
 from relay.script import FrameScript
 from tests.integration.harness import X, Y
-from tests.integration.test_run_pipeline import free_port, scenario, write_accounts
+from tests.integration.test_run_pipeline import scenario, write_accounts
+from tests.support.ports import free_port
+from tests.support.processes import ChildProcess, bluepulse_argv, metrics_text
 
 
 def quiet_tail(s: FrameScript, count: int = 5) -> FrameScript:
@@ -27,52 +25,47 @@ def quiet_tail(s: FrameScript, count: int = 5) -> FrameScript:
     return s
 
 
-class StreamerProcess:
+class StreamerProcess(ChildProcess):
+    """`bluepulse streamer --out OUT`, started at once; stdout is read as it comes."""
+
     def __init__(self, tmp: Path, relay_url: str, out: str) -> None:
         self.state = tmp / "state"
         self.port = free_port()
-        self.argv = [
-            sys.executable, "-m", "bluepulse.cli", "streamer", "--relay", relay_url,
+        super().__init__("streamer", bluepulse_argv(
+            "streamer", "--relay", relay_url,
             "--accounts", str(write_accounts(tmp / "accounts.csv")), "--state-dir", str(self.state),
             "--out", out, "--metrics-port", str(self.port), "--checkpoint-interval", "0.1",
-        ]  # fmt: skip
-        self.stderr = tmp / "stderr.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
-        with open(self.stderr, "wb") as err:
-            self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=err, env=env)
+        ), tmp / "stderr.log", capture_stdout=True)  # fmt: skip
+        self.stderr = self.log
+        self.start()
         self.stdout = asyncio.ensure_future(asyncio.to_thread(self._read_stdout))
 
     def _read_stdout(self) -> bytes:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.read()
+        assert self.popen.stdout is not None
+        return self.popen.stdout.read()
 
     def metrics(self) -> str:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
-                return str(resp.read().decode())
+            return metrics_text(self.port)
         except OSError:
             return ""
 
     async def wait_metric(self, needle: str, timeout: float = 20.0) -> str:
         async with asyncio.timeout(timeout):
             while needle not in (text := await asyncio.to_thread(self.metrics)):
-                assert self.proc.poll() is None, self.stderr.read_text()
+                assert self.running, self.output()
                 await asyncio.sleep(0.05)
         return text
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
         async with asyncio.timeout(timeout):
-            return await asyncio.to_thread(self.proc.wait)
+            return await asyncio.to_thread(self.popen.wait)
 
-    async def stop(self) -> tuple[int, bytes]:
-        self.proc.send_signal(signal.SIGTERM)
+    async def terminate(self) -> tuple[int, bytes]:
+        """SIGTERM; the exit code and everything written to stdout."""
+        self.popen.send_signal(signal.SIGTERM)
         code = await self.wait_exit()
         return code, await self.stdout
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
 
 
 async def stream_to(tmp: Path, out: str) -> tuple[int, bytes, str, int]:
@@ -88,9 +81,9 @@ async def stream_to(tmp: Path, out: str) -> tuple[int, bytes, str, int]:
             for frame in s.frames:
                 relay.publish(frame)
             metrics = await streamer.wait_metric(f"bluepulse_streamer_last_seq {float(s.seq)}")
-            code, stdout = await streamer.stop()
+            code, stdout = await streamer.terminate()
         finally:
-            streamer.kill()
+            streamer.close()
     return code, stdout, metrics, int((streamer.state / "cursor").read_text())
 
 
@@ -123,7 +116,7 @@ async def test_an_output_that_cannot_be_written_stops_the_streamer_with_one_mess
             relay.publish(s.frames[0])  # one post by a tracked account: a few hundred bytes
             code = await streamer.wait_exit()
         finally:
-            streamer.kill()
+            streamer.close()
     stderr = streamer.stderr.read_text()
     assert code == 1, stderr
     assert "Traceback" not in stderr

@@ -7,82 +7,43 @@ port; tests wait on scraped series, and `close()` (called in a finally) SIGKILLs
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Self
 
-from tests.integration.test_run_pipeline import free_port
+from tests.support.ports import free_port
+from tests.support.processes import (
+    STOP_TIMEOUT_S,
+    ChildProcess,
+    Metrics,
+    bluepulse_argv,
+    metrics_text,
+    parse_metrics,
+)
 
-Metrics = dict[str, float]
-STOP_TIMEOUT_S = 30.0
-LOG_TAIL_CHARS = 4000
-
-
-def parse_metrics(text: str) -> Metrics:
-    """`series{labels} value` lines → {series with labels: value} (values may be in exponent form)."""
-    out: Metrics = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            out[series] = float(value)
-    return out
+__all__ = ["BluepulseProcess", "Metrics", "aggregator", "streamer"]
 
 
-class BluepulseProcess:
+class BluepulseProcess(ChildProcess):
     """One `bluepulse <command>` process; start() again after kill() to restart it."""
 
     def __init__(self, name: str, args: list[str], tmp: Path, db: Path | None = None) -> None:
-        self.name = name
         self.db = db  # the aggregator's DuckDB file
         self.port = free_port()
-        self.argv = [sys.executable, "-m", "bluepulse.cli", *args, "--metrics-port", str(self.port)]
-        self.log = tmp / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> Self:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        self.starts += 1
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        super().__init__(name, bluepulse_argv(*args, "--metrics-port", str(self.port)), tmp / f"{name}.log")
 
     def kill(self) -> None:
         """SIGKILL: no finally block, no flush, no commit."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        assert self.proc.wait(timeout=STOP_TIMEOUT_S) == -signal.SIGKILL, self.tail()
+        assert self.stop(signal.SIGKILL) == -signal.SIGKILL, self.tail()
 
     def terminate(self) -> int:
         """SIGTERM, as a user stopping it; returns the exit code."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=STOP_TIMEOUT_S)
-
-    def close(self) -> None:
-        if self.running:
-            assert self.proc is not None
-            self.proc.kill()
-            self.proc.wait(timeout=STOP_TIMEOUT_S)
-
-    def tail(self) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- {self.name} log (last {LOG_TAIL_CHARS} chars) ---\n{text[-LOG_TAIL_CHARS:]}"
+        return self.stop(signal.SIGTERM, STOP_TIMEOUT_S)
 
     def scrape(self) -> Metrics:
         """The current /metrics, or {} while the endpoint is not up (yet)."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
-                return parse_metrics(resp.read().decode())
+            return parse_metrics(metrics_text(self.port))
         except OSError:
             return {}
 

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.partitioner import murmur2
 
 if TYPE_CHECKING:
-    from tests.kafka.conftest import BrokerControl
+    from tests.support.kafka_broker import BrokerControl
 
 KEYS = [f"did:plc:account{i:02d}".encode() for i in range(12)]
 PER_KEY = 10

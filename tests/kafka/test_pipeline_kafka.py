@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 import duckdb
 import pytest
 
-from bluepulse.run_app import snapshot_path
+from bluepulse.config import snapshot_path
 from relay.emulator import RelayEmulator
 from relay.script import FrameScript
+from relay.server import play
 from tests.integration.test_run_crash import busy_day, run_to_end, totals
 from tests.integration.test_run_pipeline import write_accounts
 from tests.kafka import processes
@@ -33,7 +34,7 @@ from tests.kafka.processes import BluepulseProcess, Metrics
 from tests.kafka.test_transport import end_offsets
 
 if TYPE_CHECKING:
-    from tests.kafka.conftest import BrokerControl
+    from tests.support.kafka_broker import BrokerControl
 
 TopicFactory = Callable[..., Awaitable[str]]
 PARTITIONS = 3
@@ -49,7 +50,8 @@ COUNTERS_SQL = (
     "FROM account_totals ORDER BY did"
 )
 POST_COUNTS_SQL = "SELECT uri, likes, reposts, replies, quotes FROM top_posts ORDER BY uri"
-SLOW = (10, 0.02)  # frames per tick, pause: ~5 s for the day, room for a fault mid-stream
+FAST = 2500.0  # frames/s: the day in about a second
+SLOW = 500.0  # frames/s: ~5 s for the day, room for a fault mid-stream
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class Pipeline:
         self.accounts = write_accounts(site.tmp / "accounts.csv")
         self.aggregators = [self._aggregator(site, f"aggregator{n}") for n in range(1, aggregators + 1)]
         self.streamer: BluepulseProcess | None = None
-        self.player: asyncio.Task[None] | None = None
+        self.player: asyncio.Task[int] | None = None
         self.last_metrics: dict[str, Metrics] = {}  # each process's /metrics just before SIGTERM
 
     def _aggregator(self, site: Site, name: str) -> BluepulseProcess:
@@ -135,14 +137,8 @@ class Pipeline:
         async with asyncio.timeout(20):
             await self.relay.wait_for_connections(1)
 
-    def play(self, frames: Sequence[bytes], per_tick: int = 25, pause: float = 0.01) -> asyncio.Task[None]:
-        async def player() -> None:
-            for start in range(0, len(frames), per_tick):
-                for frame in frames[start : start + per_tick]:
-                    self.relay.publish(frame)
-                await asyncio.sleep(pause)
-
-        self.player = asyncio.create_task(player())
+    def play(self, frames: Sequence[bytes], rate: float = FAST) -> asyncio.Task[int]:
+        self.player = asyncio.create_task(play(self.relay, frames, rate=rate))
         return self.player
 
     async def finish(self, last_seq: int) -> list[Path]:
@@ -242,7 +238,7 @@ async def test_streamer_sigkill_mid_stream_then_restart_ends_with_the_same_total
 
     async with Pipeline(site) as pipe:
         await pipe.start()
-        player = pipe.play(day.frames, *SLOW)
+        player = pipe.play(day.frames, SLOW)
         await pipe.stream.wait_for(f"{UNSAVED} frames past the cursor after seq {point}", past_its_cursor)
         pipe.stream.kill()
         assert not player.done(), f"the day was over before the kill at seq {point}: make it longer"
@@ -262,7 +258,7 @@ async def test_aggregator_sigkill_mid_stream_then_restart_ends_with_the_same_tot
     point = random.randint(100, 700)
     async with Pipeline(site) as pipe:
         await pipe.start()
-        player = pipe.play(day.frames, *SLOW)
+        player = pipe.play(day.frames, SLOW)
         await pipe.aggregator.wait_for(f"{APPLIED} >= {point}", lambda m: applied(m) >= point)
         pipe.aggregator.kill()
         assert not player.done(), f"the day was over before the kill at {point} events: make it longer"
@@ -282,7 +278,7 @@ async def test_broker_restart_mid_stream_ends_with_the_same_totals_and_no_proces
     point = random.randint(100, 700)
     async with Pipeline(site) as pipe:
         await pipe.start()
-        player = pipe.play(day.frames, *SLOW)
+        player = pipe.play(day.frames, SLOW)
         await pipe.aggregator.wait_for(f"{APPLIED} >= {point}", lambda m: applied(m) >= point)
         await kafka_restart.stop()
         assert not player.done(), f"the day was over before the broker stopped at {point} events"

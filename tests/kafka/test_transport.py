@@ -2,18 +2,17 @@
 
 Published events land on their subject's partition in order with the schema header, and are
 acknowledged when flush() returns; the source resumes from stored positions, skips and counts
-garbage while advancing, reports lag; a stopped broker blocks the publisher (bounded) and a
-restart ends with every event exactly once.
+garbage while advancing, reports lag. What every transport must do (order per key, at least
+once across a restart, acks as positions, markers, back-pressure with a stopped broker, close)
+is tests/contract/test_transport_contract.py, run here on the same broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -24,11 +23,10 @@ from aggregator.consume import SourceBatch
 from aggregator.consume_kafka import KafkaSource
 from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Action, Direction, Event, Kind, decode, encode
 from streamer.publish_kafka import KafkaPublisher
+from tests.support.ports import free_port
 from transport.backoff import Backoff
-from transport.kafka import KafkaSettings, KafkaSettingsError, ensure_topic, with_retry
-
-if TYPE_CHECKING:
-    from tests.kafka.conftest import BrokerControl
+from transport.errors import KafkaSettingsError
+from transport.kafka import KafkaSettings, ensure_topic, with_retry
 
 TopicFactory = Callable[..., Awaitable[str]]
 PARTITIONS = 3
@@ -56,13 +54,6 @@ def like(seq: int, idx: int, subject: str) -> Event:
 
 def partition_of(subject: str) -> int:
     return int(murmur2(subject.encode()) & 0x7FFFFFFF) % PARTITIONS
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound once, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def settings_for(bootstrap: str, topic: str) -> KafkaSettings:
@@ -294,41 +285,6 @@ async def test_lag_reports_the_backlog_per_partition_until_drained(
         assert source.lag() == {f"{kafka_topic}/{p}": 0 for p in range(PARTITIONS)}
     finally:
         await source.close()
-
-
-async def test_publisher_blocks_while_broker_is_down_and_resumes_without_loss_or_duplicate(
-    kafka_bootstrap: str, kafka_topic: str, kafka_restart: BrokerControl
-) -> None:
-    window = 50
-    before, during = frames(100), frames(300, first_seq=101)
-    publisher = await started_publisher(settings_for(kafka_bootstrap, kafka_topic), max_in_flight=window)
-    try:
-        await publish_all(publisher, before)
-        await publisher.flush()
-        await kafka_restart.stop()
-
-        blocked = asyncio.create_task(publish_all(publisher, during))
-        await asyncio.sleep(3)
-        assert not blocked.done(), "publish() must block while the broker is down"
-        assert publisher.in_flight <= window
-        assert publisher.sent - publisher.acked <= window
-        stuck_at = publisher.sent
-
-        await kafka_restart.start()
-        async with asyncio.timeout(60):
-            await blocked
-            await publisher.flush()
-    finally:
-        await publisher.close()
-
-    assert stuck_at < 3 * (len(before) + len(during))
-    records = await read_topic(kafka_bootstrap, kafka_topic)
-    flat = [e for frame in before + during for e in frame]
-    got = [decode(r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
-    assert sorted((e.seq, e.idx) for e in got) == sorted((e.seq, e.idx) for e in flat)
-    assert len(got) == len(flat)  # no duplicate from the retried in-flight batch
-    for subject in SUBJECTS:
-        assert [e for e in got if e.subject_did == subject] == [e for e in flat if e.subject_did == subject]
 
 
 async def test_ensure_topic_creates_the_topic_with_its_partition_count_once(

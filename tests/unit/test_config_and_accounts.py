@@ -8,7 +8,8 @@ import pytest
 
 from bluepulse.cli import main
 from bluepulse.config import ConfigError, resolve
-from schemas.accounts import RegistryError, load_accounts, parse_accounts
+from schemas.accounts import load_accounts, parse_accounts
+from schemas.errors import RegistryError
 
 GOOD = "did,handle,name,category\ndid:plc:aaaaaaaaaaaaaaaaaaaaaaaa,aphp.fr,AP-HP,CHU\n"
 

@@ -1,4 +1,4 @@
-"""Decoding one frame is total: any bytes in → events or a skip reason from REASONS out."""
+"""Decoding one frame is total: any bytes in → events or a skip reason (a FrameReason) out."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from relay.car import cid_for, commit_frame, dag_cbor, link
 from relay.mutate import DEEP, Sample, build_car, deep_record, deep_value
 from relay.mutations import MUTATIONS
 from schemas import decode, encode
-from streamer.cbor_bounds import MAX_DEPTH, BoundsError, check
-from streamer.frames import REASONS, FrameError, decode_blocks, decode_envelope
+from streamer.cbor_bounds import MAX_DEPTH, check
+from streamer.errors import BoundsError, FrameError, FrameReason
+from streamer.frames import decode_blocks, decode_envelope
 from streamer.records import FrameResult, frame_events
 
 TRACKED = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
@@ -30,7 +31,7 @@ def decode_frame(frame: bytes, tracked: frozenset[str] = frozenset({TRACKED, OTH
         return frame_events(env, tracked, lambda _a, _p: None)
     except FrameError as exc:
         reason = exc.reason
-    assert reason in REASONS
+    assert reason in set(FrameReason)
     return reason
 
 
@@ -103,7 +104,7 @@ def test_any_bytes_give_a_result_or_a_reason(data: bytes) -> None:
         decode_blocks({"blocks": data}, {data[:36], b"\x01q\x12 " + bytes(32)})
     except FrameError as exc:
         reasons.append(exc.reason)
-    assert set(reasons) <= set(REASONS)
+    assert set(reasons) <= set(FrameReason)
 
 
 @given(records, collections, st.sampled_from(["create", "update", "delete"]), st.booleans())

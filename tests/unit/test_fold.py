@@ -41,7 +41,7 @@ def account_row(events: list[Event], did: str = A) -> dict[str, int]:
 def test_like_then_unlike_nets_to_zero_but_counts_both_gross() -> None:
     like = ev(1, Kind.LIKE, Action.CREATE, Direction.TO, subject_uri=POST)
     unlike = ev(2, Kind.LIKE, Action.DELETE, Direction.TO, subject_uri=POST)
-    assert account_row([like, unlike]) == {"likes_given": 1, "unlikes": 1}
+    assert account_row([like, unlike]) == {"likes_received": 1, "unlikes": 1}
     deltas = fold([like, unlike], fallback_us=0)
     assert deltas.post == {(POST, T0_MINUTE): [0, 0, 0, 0]}
 
@@ -172,8 +172,8 @@ def _reference(events: list[Event]) -> tuple[Counter[tuple[str, str]], Counter[t
         if e.direction == Direction.TO and e.kind in (Kind.LIKE, Kind.REPOST) and sign:
             name = "likes" if e.kind == Kind.LIKE else "reposts"
             acc[e.subject_did, name] += sign
-            gross = {("likes", 1): "likes_given", ("likes", -1): "unlikes",
-                     ("reposts", 1): "reposts_given", ("reposts", -1): "unreposts"}  # fmt: skip
+            gross = {("likes", 1): "likes_received", ("likes", -1): "unlikes",
+                     ("reposts", 1): "reposts_received", ("reposts", -1): "unreposts"}  # fmt: skip
             acc[e.subject_did, gross[name, sign]] += 1
             if e.subject_uri:
                 post[e.subject_uri, name] += sign

@@ -8,8 +8,9 @@ import pytest
 from relay.car import error_frame
 from relay.script import FrameScript
 from schemas import Event
+from streamer.errors import FrameError
 from streamer.filter import MENTIONS, SKIP, FrameFilter
-from streamer.frames import FrameError, decode_envelope
+from streamer.frames import decode_envelope
 from streamer.records import Memory, frame_events
 
 A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"  # tracked hospital

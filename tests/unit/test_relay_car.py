@@ -8,7 +8,6 @@ import libipld
 import pytest
 
 from relay.capture import (
-    CaptureError,
     CaptureWriter,
     frame_seq,
     iter_frames,
@@ -27,6 +26,7 @@ from relay.car import (
     info_frame,
     sync_frame,
 )
+from relay.errors import CaptureError
 from tests.conftest import corpus_path
 
 ALICE = "did:plc:alice000000000000000000"

@@ -10,7 +10,8 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from schemas import Action, Direction, Event, Kind, SchemaError, decode, encode
+from schemas import Action, Direction, Event, Kind, decode, encode
+from schemas.errors import SchemaError
 from schemas.event import _REQUIRED
 
 SCHEMA = json.loads(resources.files("schemas").joinpath("event.v1.json").read_text())

@@ -8,13 +8,8 @@ import duckdb
 import pytest
 
 from aggregator import sql as sql_module
-from aggregator.sql import (
-    QueryError,
-    QueryRefusedError,
-    check_query,
-    open_readonly_query,
-    run_readonly_query,
-)
+from aggregator.errors import QueryError, QueryRefusedError
+from aggregator.sql import check_query, open_readonly_query, run_readonly_query
 from aggregator.store import PartitionBatch, Store
 from schemas import Action, Direction, Event, Kind
 

@@ -13,8 +13,9 @@ import pytest
 
 from aggregator import store as store_module
 from aggregator import writes
+from aggregator.errors import StoreError
 from aggregator.schema_sql import STORE_SCHEMA_VERSION
-from aggregator.store import PartitionBatch, Store, StoreError
+from aggregator.store import PartitionBatch, Store
 from aggregator.views import WINDOWS
 from schemas import Action, Direction, Event, Kind
 from schemas.accounts import Account
@@ -104,8 +105,8 @@ def test_scenario_account_totals_are_exact(tmp_path: Path) -> None:
         named = ("posts", "likes", "reposts", "replies", "quotes", "follows_gained", "follows_lost")
         assert [t[k] for k in named] == [1, 2, 1, 1, 1, 2, 1]
         assert (t["mentions"], t["interactions"]) == (1, 5)
-        assert (t["posts_created"], t["posts_deleted"], t["likes_given"], t["unlikes"]) == (2, 1, 3, 1)
-        assert (t["reposts_given"], t["unreposts"]) == (2, 1)
+        assert (t["posts_created"], t["posts_deleted"], t["likes_received"], t["unlikes"]) == (2, 1, 3, 1)
+        assert (t["reposts_received"], t["unreposts"]) == (2, 1)
         assert (t["handle"], t["name"], t["category"]) == ("hospital-a-new.example.com", "Hôpital A", "chu")
         assert (t["active"], t["status"]) == (False, "deactivated")
         b = totals(store, B)
@@ -235,7 +236,7 @@ def test_reopening_keeps_data_and_schema_version(tmp_path: Path) -> None:
 def test_a_second_process_cannot_open_the_store_and_is_told_why(tmp_path: Path) -> None:
     path = tmp_path / "held.duckdb"
     code = (
-        "import sys\nfrom aggregator.store import Store, StoreError\n"
+        "import sys\nfrom aggregator.errors import StoreError\nfrom aggregator.store import Store\n"
         "try:\n    Store.open(sys.argv[1])\nexcept StoreError as exc:\n    print(exc)\n"
     )
     with Store.open(path):

@@ -19,7 +19,8 @@ P1 = f"at://{A}/app.bsky.feed.post/p1"
 LIKES_SQL = f"SELECT likes FROM account_totals WHERE did = '{A}'"
 READER = """
 import json, sys
-from aggregator.sql import QueryError, run_readonly_query
+from aggregator.errors import QueryError
+from aggregator.sql import run_readonly_query
 out = []
 for _ in range(int(sys.argv[3])):
     try:

@@ -21,7 +21,8 @@ from streamer.source import FrameHandler
 from streamer.tracked import StreamerState, TrackedAccounts
 from tests.integration.harness import ACCOUNTS, A, X
 from transport.backoff import Backoff
-from transport.supervise import Supervisor, TaskFailedError
+from transport.errors import TaskFailedError
+from transport.supervise import Supervisor
 
 FAST = Backoff(initial=0.01, maximum=0.02)
 

@@ -1,0 +1,62 @@
+"""Aggregator errors, and the reasons a Kafka message is skipped.
+
+    UsageError                       exit 2: the user can fix it
+    ├── QueryRefusedError (ValueError)   the SQL guard refused the statement
+    └── QueryError (RuntimeError)        the query was allowed but could not run
+        └── StoreHeldError               the aggregator holds the file: read its snapshot
+    PipelineError                    exit 1: the running pipeline failed
+    └── StoreError (RuntimeError)        the store cannot be used (open, migrate, a batch, a snapshot)
+
+DuckDB raises one `IOException` for a held lock, a missing file and a corrupt one; `lock_held`
+is the only place that reads its message, so every caller decides by type.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+from schemas.errors import PipelineError, UsageError
+
+if TYPE_CHECKING:  # kept light: the CLI imports the error classes without loading DuckDB
+    import duckdb
+
+
+class StoreError(PipelineError, RuntimeError):
+    """The store cannot be used as asked; the message says why and what to do."""
+
+
+class QueryRefusedError(UsageError, ValueError):
+    """The guard refused the statement; the message says why (without a "refused" prefix)."""
+
+
+class QueryError(UsageError, RuntimeError):
+    """The query was allowed but could not run (bad SQL, missing store, held file…)."""
+
+
+class StoreHeldError(QueryError):
+    """Another process (the aggregator) holds the store file for writing: its snapshot is the
+    file to read."""
+
+
+class MessageReason(StrEnum):
+    """Why the Kafka consumer skipped a message (label of `bluepulse_aggregator_messages_skipped`);
+    a message that fails the event contract is counted by its `schemas.errors.SchemaReason`."""
+
+    BAD_POSITION_MARKER = "bad_position_marker"
+    MISSING_SCHEMA_HEADER = "missing_schema_header"
+    UNKNOWN_SCHEMA_HEADER = "unknown_schema_header"
+    EMPTY_VALUE = "empty_value"
+
+
+# DuckDB 2.x: 'IO Error: Could not set lock on file "…": Conflicting lock is held in …'
+_LOCK_WORD: Final = "lock"
+
+
+def lock_held(exc: duckdb.Error) -> bool:
+    """Whether DuckDB refused to open a file because another process holds its lock.
+
+    The exception type cannot tell (a missing or corrupt file is the same IOException), so this
+    reads the message: the one place in bluepulse that does.
+    """
+    return _LOCK_WORD in str(exc).lower()
