@@ -17,8 +17,7 @@ import duckdb
 from aggregator.counters import ACCOUNT_COUNTERS, POST_COUNTERS
 
 
-def _move_sql(source: str, target: str, unit: str, keys: tuple[str, ...],
-              names: tuple[str, ...]) -> str:  # fmt: skip
+def _move_sql(source: str, target: str, unit: str, keys: tuple[str, ...], names: tuple[str, ...]) -> str:
     cols, key_cols = ", ".join(names), ", ".join(keys)
     sums = ", ".join(f"sum({n})" for n in names)
     sets = ", ".join(f"{n} = {target}.{n} + excluded.{n}" for n in names)

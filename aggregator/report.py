@@ -115,8 +115,10 @@ class _Layout:
 
     def __init__(self, header: Sequence[str], body: Sequence[Sequence[str]], rows: Sequence[Row]) -> None:
         self.widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(header)]
-        self.numeric = [all(isinstance(r[i], int | float | Decimal) for r in rows if r[i] is not None)
-                        for i in range(len(header))]  # fmt: skip
+        self.numeric = [
+            all(isinstance(r[i], int | float | Decimal) for r in rows if r[i] is not None)
+            for i in range(len(header))
+        ]
 
     def line(self, cells: Sequence[str]) -> str:
         parts = [

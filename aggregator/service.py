@@ -45,9 +45,12 @@ class Aggregator:
         self._snapshots = Periodic(self.supervisor, "snapshot", snapshot_interval)
         # a failed maintenance transaction means the writer's connection is broken: fatal
         self._maintenance = Periodic(
-            self.supervisor, "maintenance", maintenance_interval, fatal=(StoreError,),
+            self.supervisor,
+            "maintenance",
+            maintenance_interval,
+            fatal=(StoreError,),
             start=time.monotonic() + maintenance_interval,
-        )  # fmt: skip
+        )
         self._dirty = True
         self._stopping = False
 

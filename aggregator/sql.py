@@ -28,11 +28,23 @@ _SAFE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
     "autoload_known_extensions": False,
     "lock_configuration": True,
 }
-ALLOWED_TABLE_FUNCTIONS: Final = frozenset({
-    "range", "generate_series", "unnest", "duckdb_tables", "duckdb_views", "duckdb_columns",
-    "duckdb_schemas", "duckdb_types", "duckdb_functions", "duckdb_indexes",
-    "duckdb_constraints", "duckdb_databases", "duckdb_keywords",
-})  # fmt: skip
+ALLOWED_TABLE_FUNCTIONS: Final = frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "duckdb_tables",
+        "duckdb_views",
+        "duckdb_columns",
+        "duckdb_schemas",
+        "duckdb_types",
+        "duckdb_functions",
+        "duckdb_indexes",
+        "duckdb_constraints",
+        "duckdb_databases",
+        "duckdb_keywords",
+    }
+)
 _PIVOT: Final = (
     "without an IN list runs two statements and cannot be checked; name the values: "
     "PIVOT t ON col IN ('a', 'b') USING sum(v)"
@@ -66,9 +78,18 @@ _REFUSED_WORDS: Final = {
 }
 _PIVOT_WORD: Final = re.compile(r"\bPIVOT\b", re.IGNORECASE)
 _PATH_CHARS: Final = re.compile(r"[/\\.:*?~]")
-_WRITES: Final = frozenset({
-    "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "MERGE_INTO", "CREATE_FUNC",
-})  # fmt: skip
+_WRITES: Final = frozenset(
+    {
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "MERGE_INTO",
+        "CREATE_FUNC",
+    }
+)
 BATCH_ROWS: Final = 10_000  # rows fetched at a time: output starts at once, memory stays flat
 _HINT: Final = (
     "ad-hoc SQL is read-only: one SELECT (or WITH, SHOW, DESCRIBE, EXPLAIN) over the store's tables and views"
@@ -149,19 +170,6 @@ def _nodes(value: Any) -> Iterator[dict[str, Any]]:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-
-
-def writer_holds(db_path: str | Path) -> bool:
-    """True when another process has the store open for writing.
-
-    Asked with DuckDB's normal file lock: a connection with external access disabled skips
-    that check and could read a file mid-write, so readers then go to the snapshot.
-    """
-    try:
-        duckdb.connect(str(db_path), read_only=True).close()
-    except duckdb.Error as exc:
-        return lock_held(exc)
-    return False
 
 
 class QueryRows:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -42,7 +42,6 @@ class ApplyResult:
     bad_times: int
     positions: dict[str, Position]
     newest_event: datetime | None
-    max_seq: int | None
 
 
 class Store:
@@ -137,7 +136,6 @@ class Store:
             bad_times=batch_plan.deltas.bad_times,
             positions=admitted.positions,
             newest_event=batch_plan.newest_event,
-            max_seq=max((e.seq for e in admitted.events), default=None),
         )
 
     def _seen_posts(self, uris: set[str]) -> set[str]:
@@ -195,12 +193,6 @@ class Store:
         with self._lock:
             row = self._con.execute("SELECT newest_event FROM clock WHERE id = 1").fetchone()
         return row[0] if row else None
-
-    def advance_clock(self, moment: datetime) -> None:
-        """Move `now` forward (e.g. to the firehose time) when tracked accounts are quiet."""
-        naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-        sql = "UPDATE clock SET newest_event = greatest(coalesce(newest_event, $1), $1)"
-        self._transaction(lambda: self._con.execute(sql, [naive]))
 
     def maintain(
         self,

@@ -95,7 +95,4 @@ FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts a ON a.did = c.did
 WHERE {_POST_INTERACTIONS} > 0  -- a post whose hour was only un-likes is not "hot"
 ORDER BY interactions DESC, c.uri"""
 
-VIEWS: Final = (_ACCOUNT_BUCKETS, _ACCOUNT_TOTALS, _ACCOUNT_WINDOW, _POST_BUCKETS, _TOP_POSTS,
-                _HOT_POSTS)  # fmt: skip
-VIEW_NAMES: Final = ("account_totals", "account_window", "top_posts", "hot_posts", "events",
-                     "account_buckets", "post_buckets")  # fmt: skip
+VIEWS: Final = (_ACCOUNT_BUCKETS, _ACCOUNT_TOTALS, _ACCOUNT_WINDOW, _POST_BUCKETS, _TOP_POSTS, _HOT_POSTS)

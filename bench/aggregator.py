@@ -33,14 +33,21 @@ from aggregator.store import PartitionBatch, Store
 from schemas import Action, Direction, Event, Kind
 
 _MIX = (  # (weight, direction, kind, action)
-    (45, Direction.TO, Kind.LIKE, Action.CREATE), (3, Direction.TO, Kind.LIKE, Action.DELETE),
-    (10, Direction.TO, Kind.REPOST, Action.CREATE), (1, Direction.TO, Kind.REPOST, Action.DELETE),
-    (8, Direction.TO, Kind.REPLY, Action.CREATE), (2, Direction.TO, Kind.QUOTE, Action.CREATE),
-    (3, Direction.TO, Kind.MENTION, Action.CREATE), (5, Direction.TO, Kind.FOLLOW, Action.CREATE),
-    (1, Direction.TO, Kind.FOLLOW, Action.DELETE), (5, Direction.BY, Kind.POST, Action.CREATE),
-    (1, Direction.BY, Kind.POST, Action.DELETE), (5, Direction.BY, Kind.LIKE, Action.CREATE),
-    (3, Direction.BY, Kind.REPOST, Action.CREATE), (2, Direction.BY, Kind.FOLLOW, Action.CREATE),
-)  # fmt: skip
+    (45, Direction.TO, Kind.LIKE, Action.CREATE),
+    (3, Direction.TO, Kind.LIKE, Action.DELETE),
+    (10, Direction.TO, Kind.REPOST, Action.CREATE),
+    (1, Direction.TO, Kind.REPOST, Action.DELETE),
+    (8, Direction.TO, Kind.REPLY, Action.CREATE),
+    (2, Direction.TO, Kind.QUOTE, Action.CREATE),
+    (3, Direction.TO, Kind.MENTION, Action.CREATE),
+    (5, Direction.TO, Kind.FOLLOW, Action.CREATE),
+    (1, Direction.TO, Kind.FOLLOW, Action.DELETE),
+    (5, Direction.BY, Kind.POST, Action.CREATE),
+    (1, Direction.BY, Kind.POST, Action.DELETE),
+    (5, Direction.BY, Kind.LIKE, Action.CREATE),
+    (3, Direction.BY, Kind.REPOST, Action.CREATE),
+    (2, Direction.BY, Kind.FOLLOW, Action.CREATE),
+)
 
 
 def _did(rng: random.Random) -> str:
@@ -74,14 +81,20 @@ class Generator:
         uri = f"at://{actor}/app.bsky.feed.{kind.value}/{self.seq:013d}"
         engaged = direction == Direction.TO and kind != Kind.MENTION
         return Event(
-            seq=self.seq, idx=0, kind=kind, action=action, direction=direction,
-            subject_did=subject, actor_did=actor,
+            seq=self.seq,
+            idx=0,
+            kind=kind,
+            action=action,
+            direction=direction,
+            subject_did=subject,
+            actor_did=actor,
             time=moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            uri=post if kind == Kind.POST else uri, subject_uri=post if engaged else None,
+            uri=post if kind == Kind.POST else uri,
+            subject_uri=post if engaged else None,
             target_did=subject if direction == Direction.TO else None,
             text="Nouvelle campagne de vaccination" if kind in (Kind.POST, Kind.REPLY) else None,
             created_at=moment.isoformat(),
-        )  # fmt: skip
+        )
 
 
 def rss_mb() -> float:
@@ -147,8 +160,7 @@ def main() -> None:
     parser.add_argument("--baseline-events", type=int, default=3_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = bench_store(Path(tmp, "store.duckdb"), Generator(args.events, args.accounts),
-                            args.batch)  # fmt: skip
+        store = bench_store(Path(tmp, "store.duckdb"), Generator(args.events, args.accounts), args.batch)
         sample = Generator(args.baseline_events, args.accounts).batch(0, args.baseline_events)
         base = bench_executemany(Path(tmp, "base.duckdb"), sample)
         copy_s, size = bench_snapshots(Path(tmp, "store.duckdb"))
@@ -157,8 +169,10 @@ def main() -> None:
     print(f"store.apply       : {store.rate:>10,.0f} events/s (Arrow + grouped upserts, metrics)")
     print(f"executemany insert: {base:>10,.0f} events/s ({args.baseline_events} rows, log only)")
     print(f"ratio             : {store.rate / base:>10.1f}x")
-    print(f"batch latency ms  : p50 {lat[len(lat) // 2] * 1e3:.1f}, "
-          f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f}, max {lat[-1] * 1e3:.1f}")  # fmt: skip
+    print(
+        f"batch latency ms  : p50 {lat[len(lat) // 2] * 1e3:.1f}, "
+        f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f}, max {lat[-1] * 1e3:.1f}"
+    )
     print("RSS MB at 0/25/50/75/100 %: " + " / ".join(f"{r:.0f}" for r in store.rss))
     print(f"snapshot ({size / 1e6:.0f} MB file): ATTACH+COPY FROM DATABASE {copy_s:.2f}s")
 

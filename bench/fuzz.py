@@ -183,8 +183,10 @@ def print_report(title: str, report: FuzzReport) -> None:
     print(f"  ops skipped by reason: {_counts(report.ops_skipped)}")
     if report.reconnects:
         print(f"  reconnects: {report.reconnects}")
-    print(f"  crashes: {report.crashes}, internal skips (bugs caught by the safety net): "
-          f"{report.skipped['internal']}")  # fmt: skip
+    print(
+        f"  crashes: {report.crashes}, internal skips (bugs caught by the safety net): "
+        f"{report.skipped['internal']}"
+    )
     for example in report.examples:
         print(f"    {example}")
 

@@ -68,8 +68,9 @@ class Discard:
         return None
 
 
-async def replay(frames: list[bytes], count: int, *, expire: bool, hours_per_loop: float,
-                 remember_days: float) -> list[tuple[int, int, int]]:  # fmt: skip
+async def replay(
+    frames: list[bytes], count: int, *, expire: bool, hours_per_loop: float, remember_days: float
+) -> list[tuple[int, int, int]]:
     """(percent, RSS KiB, remembered paths) at 0/25/50/75/100 % of `count` frames."""
     templates = [SeqTemplate(f) for f in frames]
     dids = sorted({m.decode() for f in frames for m in DID.findall(f)})
@@ -110,11 +111,20 @@ def main() -> None:
     args = parser.parse_args()
     frames = read_frames(CAPTURE)
     loops = args.frames / len(frames)
-    print(f"window {len(frames)} frames, {args.frames} frames = {loops:.0f} loops, "
-          f"{args.hours_per_loop} h per loop, remember {args.remember_days} day(s)")  # fmt: skip
+    print(
+        f"window {len(frames)} frames, {args.frames} frames = {loops:.0f} loops, "
+        f"{args.hours_per_loop} h per loop, remember {args.remember_days} day(s)"
+    )
     for expire in (True, False):
-        marks = asyncio.run(replay(frames, args.frames, expire=expire, hours_per_loop=args.hours_per_loop,
-                                   remember_days=args.remember_days))  # fmt: skip
+        marks = asyncio.run(
+            replay(
+                frames,
+                args.frames,
+                expire=expire,
+                hours_per_loop=args.hours_per_loop,
+                remember_days=args.remember_days,
+            )
+        )
         label = "expiry on " if expire else "expiry off"
         cells = "  ".join(f"{p}%: {kb / 1024:.1f} MiB {n} paths" for p, kb, n in marks)
         growth = (marks[-1][1] - marks[0][1]) / 1024

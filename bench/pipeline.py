@@ -447,9 +447,12 @@ class Broker:
 
     def begin(self) -> None:
         self._starting = subprocess.Popen(
-            [str(KAFKA_SCRIPT), "start", "--fresh", "--timeout", "120"], env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [str(KAFKA_SCRIPT), "start", "--fresh", "--timeout", "120"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def ready(self) -> str:
         assert self._starting is not None
@@ -507,16 +510,40 @@ class Bench:
         accounts, db = self.accounts_csv, where / "db.duckdb"
         if mode == "embedded":
             relay.wait_port()
-            run = launch(self.stack, where, "run", "run", relay=relay.url, accounts=accounts,
-                         state_dir=state_dir(where / "state"), db=db)  # fmt: skip
+            run = launch(
+                self.stack,
+                where,
+                "run",
+                "run",
+                relay=relay.url,
+                accounts=accounts,
+                state_dir=state_dir(where / "state"),
+                db=db,
+            )
             return run, [run]
         kafka = {"kafka": self.broker.address, "topic": f"bench.{where.name}", "partitions": self.partitions}
-        aggregator = launch(self.stack, where, "aggregator", "aggregator", group=f"bench-{where.name}",
-                            accounts=accounts, db=db, **kafka)  # fmt: skip
+        aggregator = launch(
+            self.stack,
+            where,
+            "aggregator",
+            "aggregator",
+            group=f"bench-{where.name}",
+            accounts=accounts,
+            db=db,
+            **kafka,
+        )
         wait_assigned(aggregator, self.partitions)
         relay.wait_port()  # the emulator preloaded its log meanwhile
-        streamer = launch(self.stack, where, "streamer", "streamer", relay=relay.url, accounts=accounts,
-                          state_dir=state_dir(where / "state"), **kafka)  # fmt: skip
+        streamer = launch(
+            self.stack,
+            where,
+            "streamer",
+            "streamer",
+            relay=relay.url,
+            accounts=accounts,
+            state_dir=state_dir(where / "state"),
+            **kafka,
+        )
         return aggregator, [aggregator, streamer]
 
     def stop(self, services: Sequence[Service], relay: Emulator) -> tuple[EmulatorReport, dict[str, float]]:
@@ -601,8 +628,15 @@ def latency(bench: Bench, mode: str, rate: float, seconds: float, *, polled: boo
         for seq in sampled:
             at = bisect.bisect_left(seen_seq, seq)
             observed.append(seen_at[at] - released[seq - first])  # done() saw the last seq
-    return Latency(mode, sorted(committed), sorted(observed), frames / report.played_seconds,
-                   poller.achieved_hz, poller.median_ms, final)  # fmt: skip
+    return Latency(
+        mode,
+        sorted(committed),
+        sorted(observed),
+        frames / report.played_seconds,
+        poller.achieved_hz,
+        poller.median_ms,
+        final,
+    )
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -634,52 +668,73 @@ def _batches(final: Scrape) -> str:
 
 def print_throughput(results: Sequence[Throughput], expected: int) -> None:
     frames = results[0].frames
-    print(f"throughput, emulator → DuckDB ({frames:,} frames preloaded, cursor=0; client connection → "
-          "last commit; /metrics not read before the emulator sent every frame):")  # fmt: skip
+    print(
+        f"throughput, emulator → DuckDB ({frames:,} frames preloaded, cursor=0; client connection → "
+        "last commit; /metrics not read before the emulator sent every frame):"
+    )
     for r in results:
         ok = "=" if r.final.applied == expected else "≠"
         cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in r.cpu.items())
-        print(f"  {r.mode:<8} {r.fps:>7,.0f} frames/s {r.seconds:6.2f} s  events {r.final.applied:,} "
-              f"({ok} expected); {_batches(r.final)}")  # fmt: skip
+        print(
+            f"  {r.mode:<8} {r.fps:>7,.0f} frames/s {r.seconds:6.2f} s  events {r.final.applied:,} "
+            f"({ok} expected); {_batches(r.final)}"
+        )
         print(f"  {'':<8} CPU s: {cpu}")
 
 
 def print_latency(quiet: Sequence[Latency], polled: Sequence[Latency], rate: float, seconds: float) -> None:
     played = min(r.rate for r in [*quiet, *polled])
     edges = f"first {WARMUP_S:.0f} s, last {TAIL_S:.0f} s not sampled"
-    print(f"latency at {rate:,.0f} frames/s (played ≥ {played:,.0f}/s), {seconds:.0f} s per run ({edges}), "
-          "frame release → its seq committed = on /metrics:")  # fmt: skip
+    print(
+        f"latency at {rate:,.0f} frames/s (played ≥ {played:,.0f}/s), {seconds:.0f} s per run ({edges}), "
+        "frame release → its seq committed = on /metrics:"
+    )
     print("  quiet runs: commit bound from DuckDB (next transaction's start), /metrics unread until the end")
     for r in quiet:
-        print(f"  {r.mode:<8} {_dist(r.committed)} (n={len(r.committed):,}); scrape {r.scrape_ms:.0f} ms "
-              f"after the play; {_batches(r.final)}")  # fmt: skip
+        print(
+            f"  {r.mode:<8} {_dist(r.committed)} (n={len(r.committed):,}); scrape {r.scrape_ms:.0f} ms "
+            f"after the play; {_batches(r.final)}"
+        )
     hz = " / ".join(f"{r.poll_hz:.0f}" for r in polled)
     ms = " / ".join(f"{r.scrape_ms:.0f}" for r in polled)
     print(f"  polled runs: /metrics scraped at up to {POLL_HZ:.0f} Hz (got {hz} Hz, scrape p50 {ms} ms)")
     for r in polled:
-        print(f"  {r.mode:<8} seen on /metrics {_dist(r.observed)} (n={len(r.observed):,}); "
-              f"DuckDB bound {_dist(r.committed)}")  # fmt: skip
+        print(
+            f"  {r.mode:<8} seen on /metrics {_dist(r.observed)} (n={len(r.observed):,}); "
+            f"DuckDB bound {_dist(r.committed)}"
+        )
 
 
 def print_peaks(peaks: dict[str, int], broker_kb: int) -> None:
     names = ("run", "streamer", "aggregator")
     parts = [f"{name} {peaks[name] / 1024:,.0f} MB" for name in names if name in peaks]
-    print(f"peak RSS (VmHWM, max over runs): {', '.join(parts)}, broker JVM {broker_kb / 1024:,.0f} MB, "
-          f"emulator {peaks.get('emulator', 0) / 1024:,.0f} MB (holds its whole log)")  # fmt: skip
+    print(
+        f"peak RSS (VmHWM, max over runs): {', '.join(parts)}, broker JVM {broker_kb / 1024:,.0f} MB, "
+        f"emulator {peaks.get('emulator', 0) / 1024:,.0f} MB (holds its whole log)"
+    )
 
 
-def print_targets(tput: Sequence[Throughput], quiet: Sequence[Latency], polled: Sequence[Latency],
-                  rate: float, exact: bool) -> None:  # fmt: skip
+def print_targets(
+    tput: Sequence[Throughput], quiet: Sequence[Latency], polled: Sequence[Latency], rate: float, exact: bool
+) -> None:
     ratio = tput[1].fps / tput[0].fps
     print("targets:")
-    _check(f"Kafka ≥ {RATIO_TARGET}× embedded throughput", ratio >= RATIO_TARGET,
-           f"{ratio:.2f}× ({tput[1].fps:,.0f} / {tput[0].fps:,.0f} frames/s)")  # fmt: skip
-    ways = (("committed, quiet run", [r.committed for r in quiet]),
-            ("seen by the poller", [r.observed for r in polled]))  # fmt: skip
+    _check(
+        f"Kafka ≥ {RATIO_TARGET}× embedded throughput",
+        ratio >= RATIO_TARGET,
+        f"{ratio:.2f}× ({tput[1].fps:,.0f} / {tput[0].fps:,.0f} frames/s)",
+    )
+    ways = (
+        ("committed, quiet run", [r.committed for r in quiet]),
+        ("seen by the poller", [r.observed for r in polled]),
+    )
     for label, (embedded_runs, kafka_runs) in ways:
         kafka, embedded = _pct(kafka_runs, 0.99), _pct(embedded_runs, 0.99)
-        _check(f"Kafka frame → /metrics p99 < {LATENCY_TARGET_S:.0f} s at {rate:,.0f} frames/s ({label})",
-               kafka < LATENCY_TARGET_S, f"{_ms(kafka)} (embedded {_ms(embedded)})")  # fmt: skip
+        _check(
+            f"Kafka frame → /metrics p99 < {LATENCY_TARGET_S:.0f} s at {rate:,.0f} frames/s ({label})",
+            kafka < LATENCY_TARGET_S,
+            f"{_ms(kafka)} (embedded {_ms(embedded)})",
+        )
     _check("every run applied exactly the expected events", exact, "Kafka totals = embedded totals")
 
 
@@ -728,18 +783,29 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     window = read_frames(args.capture)
     address = broker.ready()
     size = sum(map(len, window)) / len(window)
-    print(f"input: the real window ({len(window)} frames, avg {size:,.0f} B) looped with rewritten seqs, "
-          f"from a relay emulator process; {os.cpu_count()} CPUs shared by every process")  # fmt: skip
+    print(
+        f"input: the real window ({len(window)} frames, avg {size:,.0f} B) looped with rewritten seqs, "
+        f"from a relay emulator process; {os.cpu_count()} CPUs shared by every process"
+    )
     events, with_events = expected.events(frames), expected.event_frames(frames)
     share = f"{with_events:,} of {frames:,} frames ({100 * with_events / frames:.1f} %)"
-    print(f"tracked: all {len(dids)} DIDs of the window → {events:,} events from {share}, as computed by "
-          "the streamer's code in-process")  # fmt: skip
+    print(
+        f"tracked: all {len(dids)} DIDs of the window → {events:,} events from {share}, as computed by "
+        "the streamer's code in-process"
+    )
     print(
         f"kafka: private scripts/kafka broker {address}, {args.partitions} partitions; "
         f"CLI defaults otherwise (batch 5000 events, producer linger {LINGER_MS} ms, queue linger 20 ms)"
     )
-    bench = Bench(stack, workdir, args.capture, write_accounts(workdir / "accounts.csv", dids), expected,
-                  broker, args.partitions)  # fmt: skip
+    bench = Bench(
+        stack,
+        workdir,
+        args.capture,
+        write_accounts(workdir / "accounts.csv", dids),
+        expected,
+        broker,
+        args.partitions,
+    )
     tput = [throughput(bench, mode, frames) for mode in MODES]
     quiet = [latency(bench, mode, args.rate, seconds, polled=False) for mode in MODES]
     polled = [latency(bench, mode, args.rate, seconds, polled=True) for mode in MODES]

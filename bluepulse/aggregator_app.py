@@ -39,14 +39,23 @@ class AggregatorApp:
     """Owns the store and the source from here on: `close` releases both."""
 
     def __init__(
-        self, config: AggregatorAppSettings, store: Store, source: BatchSource, registry: CollectorRegistry,
-        supervisor: Supervisor, *, lag: Lag | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        config: AggregatorAppSettings,
+        store: Store,
+        source: BatchSource,
+        registry: CollectorRegistry,
+        supervisor: Supervisor,
+        *,
+        lag: Lag | None = None,
+    ) -> None:
         self.store, self.source, self.supervisor, self._lag = store, source, supervisor, lag
         self.aggregator = Aggregator(
-            store, source, snapshot_path=snapshot_path(config.db), snapshot_interval=config.snapshot_interval,
+            store,
+            source,
+            snapshot_path=snapshot_path(config.db),
+            snapshot_interval=config.snapshot_interval,
             supervisor=supervisor,
-        )  # fmt: skip
+        )
         self.store_metrics = register_aggregator_metrics(registry, store, self.aggregator.stats)
 
     async def run(self) -> None:

@@ -65,14 +65,20 @@ async def _play(
     accounts.write_text("did,handle,name,category,region\n" + "\n".join(rows) + "\n")
     run = replace(
         derive(RunConfig, config),
-        relay=relay.url, accounts=accounts, state_dir=home / "state", db=home / "bluepulse.duckdb",
-    )  # fmt: skip
+        relay=relay.url,
+        accounts=accounts,
+        state_dir=home / "state",
+        db=home / "bluepulse.duckdb",
+    )
     pipeline = Pipeline(run, registry)
     log.info(
         "demo: %d frames of a generated day at %.0f frames/s; try: %s sql --db %s "
         "'SELECT handle, posts, likes, reposts, replies, quotes FROM account_totals'",
-        len(day.frames), config.demo_rate, rerun, shlex.quote(str(run.db)),
-    )  # fmt: skip
+        len(day.frames),
+        config.demo_rate,
+        rerun,
+        shlex.quote(str(run.db)),
+    )
     player = asyncio.create_task(play(relay, day.frames, rate=config.demo_rate, wait_for_client=True))
     player.add_done_callback(_played)
     try:

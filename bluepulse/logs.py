@@ -57,8 +57,10 @@ class RateLimit(logging.Filter):
                 name, msg = key
                 logging.getLogger(name).warning(
                     "%d similar messages suppressed in the last %.0f s: %s",
-                    count - self.burst, now - start, msg,
-                )  # fmt: skip
+                    count - self.burst,
+                    now - start,
+                    msg,
+                )
         finally:
             self._noticing = False
 
@@ -72,9 +74,11 @@ def _notices_at_exit(handler: logging.StreamHandler[TextIO], limiter: RateLimit)
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         body = {
-            "time": self.formatTime(record), "level": record.levelname,
-            "logger": record.name, "message": record.getMessage(),
-        }  # fmt: skip
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)
         return json.dumps(body, ensure_ascii=False)

@@ -127,10 +127,6 @@ class Option:
     def unset(self) -> str:
         return self.spec.unset
 
-    @property
-    def flag_only(self) -> bool:
-        return self.spec.switch
-
 
 def collect(configs: Collection[type[Config]]) -> tuple[Option, ...]:
     """Every setting of `configs` once, in declaration order, with the commands that include it."""

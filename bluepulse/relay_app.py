@@ -24,10 +24,15 @@ async def main_relay(config: RelayConfig) -> int:
     capture = _capture_file(config.capture)
     try:
         await serve_capture(
-            capture, host=config.host, port=config.port, rate=config.rate, loop=config.loop,
-            drop_every=config.drop_every, stall_after=config.stall_after,
+            capture,
+            host=config.host,
+            port=config.port,
+            rate=config.rate,
+            loop=config.loop,
+            drop_every=config.drop_every,
+            stall_after=config.stall_after,
             malformed_every=config.malformed_every,
-        )  # fmt: skip
+        )
     except CaptureError as exc:
         raise CommandError(str(exc)) from exc
     except OSError as exc:

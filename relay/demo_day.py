@@ -68,7 +68,7 @@ _ESTABLISHMENTS: Final = (
     _E("clinique-exemple-lilas", "Clinique Exemple des Lilas", "clinique", "Île-de-France", 4, 2, 3),
     _E("clcc-exemple-est", "Centre Exemple de lutte contre le cancer", "CLCC", "Grand Est", 8, 3, 6),
     _E("federation-hopitaux-exemple", "Fédération Exemple des hôpitaux", "fédération", "national", 12, 4, 8),
-)  # fmt: skip
+)
 # what a post gets, as shares of its author's usual likes; "peer": another establishment
 _SHARES: Final = (("like", 1.0), ("repost", 0.22), ("reply", 0.1), ("quote", 0.035), ("peer", 0.03))
 _VIRAL, _TAKEOVER, _DEACTIVATED = 3, 5, 9  # indexes in _ESTABLISHMENTS
@@ -258,9 +258,15 @@ class _Day:
     # -- what people do ----------------------------------------------------------------------
 
     def publish(
-        self, actor: str, text: str, *, reply_to: str | None = None, quote: str | None = None,
-        mentions: tuple[str, ...] = (), link: str | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        actor: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        quote: str | None = None,
+        mentions: tuple[str, ...] = (),
+        link: str | None = None,
+    ) -> str:
         """Post, and credit each tracked account it replies to, quotes or mentions once."""
         root = self.roots.get(reply_to, reply_to) if reply_to else None
         uri = self.script.post(

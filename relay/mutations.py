@@ -18,26 +18,49 @@ from relay.mutate import DEEP, ENVELOPE_LIMIT, Mutation, Sample, build_car, deep
 _INVALID_UTF8: Final = (b"\xff", b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80")
 _BODY_KEYS: Final = ("ops", "seq", "repo", "blocks", "time", "did", "handle", "active", "status", "rev")
 _RECORD_PATHS: Final = (
-    ("subject",), ("subject", "uri"), ("subject", "cid"), ("text",), ("createdAt",), ("$type",),
-    ("reply",), ("reply", "parent"), ("reply", "parent", "uri"), ("reply", "root"),
-    ("embed",), ("embed", "record"), ("embed", "record", "uri"), ("embed", "record", "record"),
-    ("embed", "external"), ("embed", "$type"), ("facets",), ("facets", 0), ("facets", 0, "features"),
+    ("subject",),
+    ("subject", "uri"),
+    ("subject", "cid"),
+    ("text",),
+    ("createdAt",),
+    ("$type",),
+    ("reply",),
+    ("reply", "parent"),
+    ("reply", "parent", "uri"),
+    ("reply", "root"),
+    ("embed",),
+    ("embed", "record"),
+    ("embed", "record", "uri"),
+    ("embed", "record", "record"),
+    ("embed", "external"),
+    ("embed", "$type"),
+    ("facets",),
+    ("facets", 0),
+    ("facets", 0, "features"),
     ("facets", 0, "features", 0, "did"),
-)  # fmt: skip
+)
 _EMBED_TYPES: Final = (
-    "app.bsky.embed.record", "app.bsky.embed.recordWithMedia", "app.bsky.embed.external", "zz.unknown",
-)  # fmt: skip
+    "app.bsky.embed.record",
+    "app.bsky.embed.recordWithMedia",
+    "app.bsky.embed.external",
+    "zz.unknown",
+)
 
 
 def weird(rng: random.Random, depth: int = 0) -> Any:
     """A value of a random DAG-CBOR type, often not the one a field expects."""
     pick = rng.randrange(12 if depth < 3 else 9)
     scalars: list[Any] = [
-        rng.choice([0, -1, 2**63, 2**64 - 1, -(2**64)]), rng.choice(["", "x" * 300, "did:plc:" + "a" * 24]),
-        rng.choice([b"", b"\x01q\x12 " + bytes(32)]), None, rng.choice([True, False]), rng.uniform(-1e9, 1e9),
-        "at://did:plc:" + "b" * 24 + "/app.bsky.feed.post/3k", rng.choice(["\u0000", "é" * 40, "#mention"]),
+        rng.choice([0, -1, 2**63, 2**64 - 1, -(2**64)]),
+        rng.choice(["", "x" * 300, "did:plc:" + "a" * 24]),
+        rng.choice([b"", b"\x01q\x12 " + bytes(32)]),
+        None,
+        rng.choice([True, False]),
+        rng.uniform(-1e9, 1e9),
+        "at://did:plc:" + "b" * 24 + "/app.bsky.feed.post/3k",
+        rng.choice(["\u0000", "é" * 40, "#mention"]),
         rng.choice(["app.bsky.richtext.facet#mention", "app.bsky.embed.record", "zz.unknown#type"]),
-    ]  # fmt: skip
+    ]
     if pick < len(scalars):
         return scalars[pick]
     if pick == 9:
@@ -153,10 +176,15 @@ def body_type_swap(rng: random.Random, s: Sample, _: Sequence[Sample]) -> bytes:
 
 
 def header_swap(rng: random.Random, s: Sample, _: Sequence[Sample]) -> bytes:
-    header = rng.choice([
-        {"t": rng.choice(["#bogus", "#commit2", "", "#info", "#labels"]), "op": 1}, {"op": 2, "t": "#commit"},
-        {"op": -1}, {"t": weird(rng), "op": weird(rng)}, {},
-    ])  # fmt: skip
+    header = rng.choice(
+        [
+            {"t": rng.choice(["#bogus", "#commit2", "", "#info", "#labels"]), "op": 1},
+            {"op": 2, "t": "#commit"},
+            {"op": -1},
+            {"t": weird(rng), "op": weird(rng)},
+            {},
+        ]
+    )
     body = libipld.encode_dag_cbor(s.body)
     if rng.random() < 0.1:
         return libipld.encode_dag_cbor([header]) + body
@@ -214,13 +242,22 @@ def huge(rng: random.Random, s: Sample, _: Sequence[Sample]) -> bytes:
 
 
 MUTATIONS: Final[dict[str, tuple[Mutation, int]]] = {
-    "truncate": (truncate, 10), "bit_flips": (bit_flips, 14), "byte_run": (byte_run, 6),
-    "length_lie": (length_lie, 12), "head_type_swap": (head_type_swap, 8),
-    "invalid_utf8": (invalid_utf8, 6), "deep_envelope": (deep_envelope, 2), "deep_block": (deep_block, 3),
-    "record_type_swap": (record_type_swap, 14), "body_type_swap": (body_type_swap, 10),
-    "header_swap": (header_swap, 4), "block_swap": (block_swap, 5),
-    "car_lie": (car_lie, 6), "splice": (splice, 3), "wide": (wide, 1),
-}  # fmt: skip
+    "truncate": (truncate, 10),
+    "bit_flips": (bit_flips, 14),
+    "byte_run": (byte_run, 6),
+    "length_lie": (length_lie, 12),
+    "head_type_swap": (head_type_swap, 8),
+    "invalid_utf8": (invalid_utf8, 6),
+    "deep_envelope": (deep_envelope, 2),
+    "deep_block": (deep_block, 3),
+    "record_type_swap": (record_type_swap, 14),
+    "body_type_swap": (body_type_swap, 10),
+    "header_swap": (header_swap, 4),
+    "block_swap": (block_swap, 5),
+    "car_lie": (car_lie, 6),
+    "splice": (splice, 3),
+    "wide": (wide, 1),
+}
 _NAMES: Final = list(MUTATIONS)
 _WEIGHTS: Final = [weight for _, weight in MUTATIONS.values()]
 

@@ -57,9 +57,16 @@ class FrameScript:
         self.commit(repo, [("delete", path, None)])
 
     def post(
-        self, author: str, text: str, *, reply_to: str | None = None, root: str | None = None,
-        quote: str | None = None, mentions: tuple[str, ...] = (), link: str | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        author: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        root: str | None = None,
+        quote: str | None = None,
+        mentions: tuple[str, ...] = (),
+        link: str | None = None,
+    ) -> str:
         record: dict[str, Any] = {"text": text, "langs": ["fr"]}
         if reply_to:
             record["reply"] = {"parent": _ref(reply_to), "root": _ref(root or reply_to)}
@@ -72,10 +79,12 @@ class FrameScript:
             }
         if mentions:
             record["facets"] = [
-                {"index": {"byteStart": 0, "byteEnd": 1},
-                 "features": [{"$type": "app.bsky.richtext.facet#mention", "did": did}]}
+                {
+                    "index": {"byteStart": 0, "byteEnd": 1},
+                    "features": [{"$type": "app.bsky.richtext.facet#mention", "did": did}],
+                }
                 for did in mentions
-            ]  # fmt: skip
+            ]
         return self.create(author, POST, record)
 
     def like(self, actor: str, post_uri: str) -> str:

@@ -154,8 +154,16 @@ def ensure_jars(layout: Layout) -> Path:
         tmp = layout.home / f"libs.tmp.{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         say(f"fetching Kafka jars from Maven Central into {layout.libs} (first run only)")
-        cmd = [mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-               f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]  # fmt: skip
+        cmd = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={tmp}",
+            "-DincludeScope=runtime",
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not any(tmp.glob("kafka_2.13-*.jar")):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -254,8 +262,17 @@ def java_cmd(java: str, layout: Layout, libs: Path, *rest: str) -> list[str]:
 def format_storage(java: str, layout: Layout, libs: Path) -> None:
     if (layout.data / "meta.properties").is_file():
         return
-    cmd = java_cmd(java, layout, libs, "kafka.tools.StorageTool", "format",
-                   "-t", new_cluster_id(), "-c", str(layout.config))  # fmt: skip
+    cmd = java_cmd(
+        java,
+        layout,
+        libs,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        new_cluster_id(),
+        "-c",
+        str(layout.config),
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise KafkaScriptError(f"StorageTool format failed:\n{done.stdout}{done.stderr}")
@@ -339,9 +356,13 @@ def launch(java: str, layout: Layout, libs: Path) -> subprocess.Popen[bytes]:
         log.write(f"=== scripts/kafka start {time.strftime('%Y-%m-%dT%H:%M:%S')} ===\n".encode())
         log.flush()
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            cwd=layout.dir, start_new_session=True,
-        )  # fmt: skip
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=layout.dir,
+            start_new_session=True,
+        )
     layout.pidfile.write_text(f"{proc.pid}\n")
     return proc
 

@@ -194,8 +194,12 @@ def _log_attempt(limiter: LogEvery, what: str, attempt: int, exc: BaseException,
         return
     log.warning(
         "kafka not reachable, retrying what=%s attempt=%d retry_in=%.1fs error=%s: %s",
-        what, attempt, delay, type(exc).__name__, exc,
-    )  # fmt: skip
+        what,
+        attempt,
+        delay,
+        type(exc).__name__,
+        exc,
+    )
 
 
 async def ensure_topic(settings: KafkaSettings) -> int:
@@ -214,8 +218,10 @@ async def ensure_topic(settings: KafkaSettings) -> int:
     if count != settings.partitions:
         log.warning(
             "kafka topic exists with another partition count, left as it is topic=%s partitions=%d want=%d",
-            settings.topic, count, settings.partitions,
-        )  # fmt: skip
+            settings.topic,
+            count,
+            settings.partitions,
+        )
     return count
 
 

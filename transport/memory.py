@@ -43,10 +43,6 @@ class EventQueue:
     def put_count(self) -> int:
         return self._put
 
-    @property
-    def done_count(self) -> int:
-        return self._done
-
     def depth(self) -> int:
         return self._queue.qsize()
 

@@ -86,8 +86,9 @@ class Supervisor:
             raise TaskFailedError(
                 f"{task} failed {failures} times in a row, last error: {_describe(exc)}"
             ) from exc
-        log.warning("background task failed, retrying task=%s failures=%d error=%s",
-                    task, failures, _describe(exc))  # fmt: skip
+        log.warning(
+            "background task failed, retrying task=%s failures=%d error=%s", task, failures, _describe(exc)
+        )
 
     def collector(self) -> Collector:
         return _ErrorsCollector(self.errors)
@@ -97,9 +98,14 @@ class Periodic:
     """A job run between other work (the aggregator's upkeep), with the Supervisor's policy."""
 
     def __init__(
-        self, supervisor: Supervisor, task: str, interval: float,
-        *, fatal: tuple[type[BaseException], ...] = (), start: float | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        supervisor: Supervisor,
+        task: str,
+        interval: float,
+        *,
+        fatal: tuple[type[BaseException], ...] = (),
+        start: float | None = None,
+    ) -> None:
         self.supervisor, self.task, self.interval, self.fatal = supervisor, task, interval, fatal
         self._backoff = supervisor.backoff(interval)
         self.next_at = time.monotonic() if start is None else start

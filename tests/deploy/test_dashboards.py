@@ -102,8 +102,12 @@ def stop_scraping(prom: Prom, config: Path, metrics_port: int, deadline: float, 
     """
     config.write_text(prometheus_config(None))
     urllib.request.urlopen(urllib.request.Request(f"{prom.base}/-/reload", method="POST"), timeout=10).close()
-    wait_for("Prometheus to drop the demo target", lambda: not prom.get("/api/v1/targets")["activeTargets"],
-             deadline, logs)  # fmt: skip
+    wait_for(
+        "Prometheus to drop the demo target",
+        lambda: not prom.get("/api/v1/targets")["activeTargets"],
+        deadline,
+        logs,
+    )
     for _ in range(2):
         assert http_ok(f"http://127.0.0.1:{metrics_port}/metrics")
 
@@ -130,9 +134,12 @@ def targets(dashboard: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def substitute(expr: str, account: str, category: str = ".*") -> str:
     for name, value in (
-        ("account", account), ("category", category),
-        ("__rate_interval", "1m"), ("__interval", "1s"), ("__range", "1h"),
-    ):  # fmt: skip
+        ("account", account),
+        ("category", category),
+        ("__rate_interval", "1m"),
+        ("__interval", "1s"),
+        ("__range", "1h"),
+    ):
         expr = expr.replace(f"${{{name}}}", value).replace(f"${name}", value)
     assert "$" not in expr, f"unknown template variable left in {expr!r}"
     return expr
@@ -184,8 +191,13 @@ def ask_every_panel(prom: Prom, account: str, start: float) -> list[Answer]:
 def run_sql(db: Path, query: str) -> list[dict[str, Any]]:
     proc = subprocess.run(
         [sys.executable, "-m", "bluepulse.cli", "sql", "--db", str(db), "--format", "json", query],
-        capture_output=True, text=True, timeout=60, check=False, cwd=REPO, env=clean_env(),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+        env=clean_env(),
+    )
     assert proc.returncode == 0, proc.stderr
     return list(json.loads(proc.stdout))
 
@@ -224,30 +236,61 @@ def demo(prometheus_bins: PrometheusBins, tmp_path_factory: pytest.TempPathFacto
     procs: list[subprocess.Popen[bytes]] = []
     try:
         with prom_log.open("wb") as out:
-            procs.append(subprocess.Popen(
-                [str(prometheus_bins.prometheus), f"--config.file={tmp / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}",
-                 "--web.enable-lifecycle", "--log.level=warn"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=tmp,
-            ))  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(prometheus_bins.prometheus),
+                        f"--config.file={tmp / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={tmp / 'tsdb'}",
+                        f"--web.listen-address=127.0.0.1:{prom_port}",
+                        "--web.enable-lifecycle",
+                        "--log.level=warn",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=tmp,
+                )
+            )
         ready = f"{prom.base}/-/ready"
         wait_for("Prometheus to be ready", lambda: http_ok(ready), deadline, logs)
         # Prometheus applies discovered targets every 5 s: wait until it scrapes the (still
         # closed) port, or the first scrape would come after the day is over.
-        wait_for("Prometheus to scrape the demo's port", lambda: prom.instant('up{job="bluepulse-run"}'),
-                 deadline, logs)  # fmt: skip
+        wait_for(
+            "Prometheus to scrape the demo's port",
+            lambda: prom.instant('up{job="bluepulse-run"}'),
+            deadline,
+            logs,
+        )
         started = time.time()
         with demo_log.open("wb") as out:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "bluepulse.cli", "demo", "--state-dir", str(tmp / "state"),
-                 "--metrics-port", str(metrics_port), "--demo-rate", "3000", "--demo-scale", "0.3"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=clean_env(),
-            ))  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "bluepulse.cli",
+                        "demo",
+                        "--state-dir",
+                        str(tmp / "state"),
+                        "--metrics-port",
+                        str(metrics_port),
+                        "--demo-rate",
+                        "3000",
+                        "--demo-scale",
+                        "0.3",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO,
+                    env=clean_env(),
+                )
+            )
         demo_proc = procs[-1]
         wait_for("the demo day to be played", lambda: "fully played" in demo_log.read_text(), deadline, logs)
         frames = int(re.search(r"demo: (\d+) frames", demo_log.read_text()).group(1))  # type: ignore[union-attr]
-        committed = wait_for("the last event committed and scraped",
-                             lambda: committed_everything(prom, frames), deadline, logs)  # fmt: skip
+        committed = wait_for(
+            "the last event committed and scraped", lambda: committed_everything(prom, frames), deadline, logs
+        )
         # the signal metrics are recomputed at most every SIGNALS_MIN_AGE: a scrape that long
         # after the last commit shows them computed on the final store
         fresh_from = committed + SIGNALS_MIN_AGE
@@ -273,8 +316,11 @@ def demo(prometheus_bins: PrometheusBins, tmp_path_factory: pytest.TempPathFacto
         stop(demo_proc)  # the writer lets go of the DuckDB file: `bluepulse sql` reads it directly
         assert demo_proc.returncode == 0, demo_log.read_text()[-3000:]
         db = tmp / "state" / "demo" / "bluepulse.duckdb"
-        rows = run_sql(db, "SELECT handle, posts, likes, reposts, replies, quotes, follows_gained, "
-                           "follows_lost, active FROM account_totals")  # fmt: skip
+        rows = run_sql(
+            db,
+            "SELECT handle, posts, likes, reposts, replies, quotes, follows_gained, "
+            "follows_lost, active FROM account_totals",
+        )
         sql = {r["handle"]: r for r in rows}
         window = "SELECT t.handle, w.interactions FROM account_window w JOIN account_totals t USING (did) "
         for r in run_sql(db, window + "WHERE w.\"window\" = '1h'"):
@@ -316,8 +362,9 @@ def test_every_panel_query_answers_with_data(demo: Demo, substitution: str) -> N
     assert failed == [], "queries Prometheus refused"
     empty = [
         f"{a.panel}/{a.ref} ({'instant' if a.instant else 'range'}): {a.expr}"
-        for a in answers if not a.series and (a.panel, a.ref) not in MAY_BE_EMPTY
-    ]  # fmt: skip
+        for a in answers
+        if not a.series and (a.panel, a.ref) not in MAY_BE_EMPTY
+    ]
     assert empty == [], "panel queries without data"
     assert len(answers) >= 20
 
@@ -351,8 +398,9 @@ def test_dashboard_numbers_equal_sql(demo: Demo) -> None:
     }
     shown = {
         a.ref: {s["metric"]["account"]: float(s["value"][1]) for s in a.series}
-        for a in demo.answers[".*"] if a.panel == ESTABLISHMENTS
-    }  # fmt: skip
+        for a in demo.answers[".*"]
+        if a.panel == ESTABLISHMENTS
+    }
     for ref, column in columns.items():
         assert shown[ref] == {h: float(r[column]) for h, r in demo.sql.items()}, column
     assert sum(shown["D"].values()) > 100  # a day of engagement, not a table of zeros

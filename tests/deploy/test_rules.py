@@ -19,9 +19,13 @@ UNIT_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.test.yml"))
 
 def promtool(bins: PrometheusBins, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(bins.promtool), *args], capture_output=True, text=True, timeout=120, check=False,
+        [str(bins.promtool), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         cwd=PROMETHEUS_DIR,
-    )  # fmt: skip
+    )
 
 
 def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:

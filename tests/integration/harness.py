@@ -26,9 +26,13 @@ class RunningStreamer:
     """Starts a streamer from a state dir; `stop()` shuts it down like SIGTERM would."""
 
     def __init__(
-        self, relay_url: str, state_dir: Path, *, accounts: Iterable[Account] = ACCOUNTS,
+        self,
+        relay_url: str,
+        state_dir: Path,
+        *,
+        accounts: Iterable[Account] = ACCOUNTS,
         receive_timeout: float = 5.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.state = StreamerState(state_dir)
         self.cursor = CursorStore(state_dir)
         self.publisher = CollectingPublisher()

@@ -93,8 +93,17 @@ def test_two_runs_on_one_state_dir_do_not_both_start(
     tmp_path: Path, stopper: list[subprocess.Popen[str]]
 ) -> None:
     (tmp_path / "accounts.csv").write_text(ACCOUNTS)
-    argv = ["run", "--relay", f"ws://127.0.0.1:{free_port()}", "--metrics-port", "0",
-            "--state-dir", "s", "--db", "s/bluepulse.duckdb"]  # fmt: skip
+    argv = [
+        "run",
+        "--relay",
+        f"ws://127.0.0.1:{free_port()}",
+        "--metrics-port",
+        "0",
+        "--state-dir",
+        "s",
+        "--db",
+        "s/bluepulse.duckdb",
+    ]
     first = start(*argv, cwd=tmp_path)
     stopper.append(first)
     wait_for(tmp_path / "s" / "bluepulse.duckdb", first)

@@ -88,9 +88,11 @@ def scraped(stats: StreamerStats) -> dict[str, float]:
     registry.register(StreamerCollector(stats))
     return {
         s.labels["reason"]: s.value
-        for metric in registry.collect() if metric.name == "bluepulse_streamer_frames_skipped"
-        for s in metric.samples if s.name.endswith("_total")
-    }  # fmt: skip
+        for metric in registry.collect()
+        if metric.name == "bluepulse_streamer_frames_skipped"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
 
 
 async def test_hostile_variants_after_every_real_frame_change_no_event(

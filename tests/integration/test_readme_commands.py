@@ -123,8 +123,14 @@ class Runner:
             self.kill()
 
     def foreground(self, block: Block) -> None:
-        proc = subprocess.Popen([*BASH, block.text], cwd=self.cwd, env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [*BASH, block.text],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             output = proc.communicate(timeout=FOREGROUND_SECONDS)[0].decode(errors="replace")
         except subprocess.TimeoutExpired:
@@ -139,8 +145,14 @@ class Runner:
             raise ReadmeCommandError(f"README.md block at line {block.line}: background needs until=PATH")
         log_path = self.logs / f"background-line-{block.line}.log"
         log = log_path.open("wb")
-        proc = subprocess.Popen([*BASH, block.text], cwd=self.cwd, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            [*BASH, block.text],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.server = (block, proc, log_path, log)
         ready, deadline = self.cwd / block.until, time.monotonic() + READY_SECONDS
         while not (ready.is_file() and ready.stat().st_size > 0):
@@ -202,8 +214,12 @@ def _listening(port: int) -> bool:
 
 def fresh_copy(dest: Path) -> Path:
     """The files git knows (untracked ones not ignored included), as a clone would have them."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout  # fmt: skip
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
     for name in filter(None, listed.split(b"\0")):
         source = ROOT / os.fsdecode(name)
         if source.is_file():  # a file deleted in the working tree is not in a fresh clone of it
@@ -219,8 +235,14 @@ def fresh_copy(dest: Path) -> Path:
 def network(tmp_path: Path) -> Iterator[str]:
     """Stands in for wss://bsky.network: the real capture played by the relay emulator."""
     port = free_port()
-    argv = [str(ROOT / ".venv/bin/bluepulse"), "relay", "--capture", str(corpus_path("frames.bin.zst")),
-            "--port", str(port)]  # fmt: skip
+    argv = [
+        str(ROOT / ".venv/bin/bluepulse"),
+        "relay",
+        "--capture",
+        str(corpus_path("frames.bin.zst")),
+        "--port",
+        str(port),
+    ]
     with (tmp_path / "network.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -259,8 +281,12 @@ def test_a_failing_command_fails_the_run_and_is_named(tmp_path: Path) -> None:
 def test_every_readme_command_runs_on_a_fresh_copy(tmp_path: Path, network: str) -> None:
     checkout = fresh_copy(tmp_path / "bluepulse")
     (tmp_path / "shared").symlink_to(corpus_path("frames.bin.zst").parents[3])  # ../shared
-    env = clean_env(PYTHONPATH=str(checkout), BLUEPULSE_RELAY=network,
-                    BLUEPULSE_METRICS_PORT=str(free_port()), BLUEPULSE_SNAPSHOT_INTERVAL="1")  # fmt: skip
+    env = clean_env(
+        PYTHONPATH=str(checkout),
+        BLUEPULSE_RELAY=network,
+        BLUEPULSE_METRICS_PORT=str(free_port()),
+        BLUEPULSE_SNAPSHOT_INTERVAL="1",
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
     Runner(checkout, env, logs).run(parse((checkout / "README.md").read_text()))

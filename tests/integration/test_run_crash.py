@@ -24,8 +24,10 @@ PLAY_RATE = 2500.0  # frames/s: the busy day lasts about a second, room for a ki
 
 def busy_day(frames: int = 2500, seed: int = 3) -> FrameScript:
     rng = random.Random(seed)
-    people = [f"did:plc:{''.join(rng.choice('abcdefghijklmnopqrstuvwxyz234567') for _ in range(24))}"
-              for _ in range(200)]  # fmt: skip
+    people = [
+        f"did:plc:{''.join(rng.choice('abcdefghijklmnopqrstuvwxyz234567') for _ in range(24))}"
+        for _ in range(200)
+    ]
     s = FrameScript()
     posts = [s.post(rng.choice((A, B)), f"post {i}") for i in range(12)]
     undoable: list[str] = []

@@ -23,9 +23,14 @@ async def test_a_failed_transaction_stops_the_pipeline_and_keeps_the_cursor(tmp_
     post = s.post(A, "x")
     for _ in range(5):
         s.like(X, post)
-    flags = {"relay": None, "accounts": write_accounts(tmp_path / "accounts.csv"),
-             "state_dir": tmp_path / "state", "db": tmp_path / "b.duckdb", "metrics_port": "0",
-             "checkpoint_interval": "0.05"}  # fmt: skip
+    flags = {
+        "relay": None,
+        "accounts": write_accounts(tmp_path / "accounts.csv"),
+        "state_dir": tmp_path / "state",
+        "db": tmp_path / "b.duckdb",
+        "metrics_port": "0",
+        "checkpoint_interval": "0.05",
+    }
     async with RelayEmulator() as relay:
         config = resolve("run", {**flags, "relay": relay.url}, {})
         pipeline = Pipeline(config, CollectorRegistry())

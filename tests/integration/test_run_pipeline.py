@@ -61,12 +61,27 @@ class RunProcess(ChildProcess):
     def __init__(self, tmp: Path, relay_url: str, port: int) -> None:
         self.db = tmp / "bluepulse.duckdb"
         self.port = port
-        super().__init__("run", bluepulse_argv(
-            "run", "--relay", relay_url,
-            "--accounts", str(write_accounts(tmp / "accounts.csv")), "--state-dir", str(tmp / "state"),
-            "--db", str(self.db), "--metrics-port", str(port), "--checkpoint-interval", "0.1",
-            "--snapshot-interval", "0.2",
-        ), tmp / "run.log")  # fmt: skip
+        super().__init__(
+            "run",
+            bluepulse_argv(
+                "run",
+                "--relay",
+                relay_url,
+                "--accounts",
+                str(write_accounts(tmp / "accounts.csv")),
+                "--state-dir",
+                str(tmp / "state"),
+                "--db",
+                str(self.db),
+                "--metrics-port",
+                str(port),
+                "--checkpoint-interval",
+                "0.1",
+                "--snapshot-interval",
+                "0.2",
+            ),
+            tmp / "run.log",
+        )
 
     async def __aenter__(self) -> RunProcess:
         return self.start()

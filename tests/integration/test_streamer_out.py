@@ -31,11 +31,26 @@ class StreamerProcess(ChildProcess):
     def __init__(self, tmp: Path, relay_url: str, out: str) -> None:
         self.state = tmp / "state"
         self.port = free_port()
-        super().__init__("streamer", bluepulse_argv(
-            "streamer", "--relay", relay_url,
-            "--accounts", str(write_accounts(tmp / "accounts.csv")), "--state-dir", str(self.state),
-            "--out", out, "--metrics-port", str(self.port), "--checkpoint-interval", "0.1",
-        ), tmp / "stderr.log", capture_stdout=True)  # fmt: skip
+        super().__init__(
+            "streamer",
+            bluepulse_argv(
+                "streamer",
+                "--relay",
+                relay_url,
+                "--accounts",
+                str(write_accounts(tmp / "accounts.csv")),
+                "--state-dir",
+                str(self.state),
+                "--out",
+                out,
+                "--metrics-port",
+                str(self.port),
+                "--checkpoint-interval",
+                "0.1",
+            ),
+            tmp / "stderr.log",
+            capture_stdout=True,
+        )
         self.stderr = self.log
         self.start()
         self.stdout = asyncio.ensure_future(asyncio.to_thread(self._read_stdout))

@@ -66,22 +66,61 @@ class BluepulseProcess(ChildProcess):
 
 
 def streamer(
-    tmp: Path, *, relay_url: str, accounts: Path, bootstrap: str, topic: str, partitions: int,
+    tmp: Path,
+    *,
+    relay_url: str,
+    accounts: Path,
+    bootstrap: str,
+    topic: str,
+    partitions: int,
     checkpoint_interval: float = 1.0,
-) -> BluepulseProcess:  # fmt: skip
-    return BluepulseProcess("streamer", [
-        "streamer", "--relay", relay_url, "--accounts", str(accounts), "--state-dir", str(tmp / "state"),
-        "--kafka", bootstrap, "--topic", topic, "--partitions", str(partitions),
-        "--checkpoint-interval", str(checkpoint_interval),
-    ], tmp)  # fmt: skip
+) -> BluepulseProcess:
+    return BluepulseProcess(
+        "streamer",
+        [
+            "streamer",
+            "--relay",
+            relay_url,
+            "--accounts",
+            str(accounts),
+            "--state-dir",
+            str(tmp / "state"),
+            "--kafka",
+            bootstrap,
+            "--topic",
+            topic,
+            "--partitions",
+            str(partitions),
+            "--checkpoint-interval",
+            str(checkpoint_interval),
+        ],
+        tmp,
+    )
 
 
 def aggregator(
     tmp: Path, name: str, *, accounts: Path, bootstrap: str, topic: str, group: str, partitions: int
 ) -> BluepulseProcess:
     db = tmp / f"{name}.duckdb"
-    return BluepulseProcess(name, [
-        "aggregator", "--kafka", bootstrap, "--topic", topic, "--group", group,
-        "--partitions", str(partitions), "--accounts", str(accounts),
-        "--db", str(db), "--snapshot-interval", "0.2",
-    ], tmp, db)  # fmt: skip
+    return BluepulseProcess(
+        name,
+        [
+            "aggregator",
+            "--kafka",
+            bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            group,
+            "--partitions",
+            str(partitions),
+            "--accounts",
+            str(accounts),
+            "--db",
+            str(db),
+            "--snapshot-interval",
+            "0.2",
+        ],
+        tmp,
+        db,
+    )

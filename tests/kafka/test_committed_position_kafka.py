@@ -28,13 +28,23 @@ async def test_aggregator_last_seq_reaches_the_streamer_cursor_through_kafka(
     accounts = write_accounts(tmp_path / "accounts.csv")
     async with RelayEmulator() as relay:
         streamer = processes.streamer(
-            tmp_path, relay_url=relay.url, accounts=accounts, bootstrap=kafka_bootstrap, topic=topic,
-            partitions=PARTITIONS, checkpoint_interval=0.2,
-        )  # fmt: skip
+            tmp_path,
+            relay_url=relay.url,
+            accounts=accounts,
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            partitions=PARTITIONS,
+            checkpoint_interval=0.2,
+        )
         aggregator = processes.aggregator(
-            tmp_path, "aggregator", accounts=accounts, bootstrap=kafka_bootstrap, topic=topic,
-            group=kafka_group_id, partitions=PARTITIONS,
-        )  # fmt: skip
+            tmp_path,
+            "aggregator",
+            accounts=accounts,
+            bootstrap=kafka_bootstrap,
+            topic=topic,
+            group=kafka_group_id,
+            partitions=PARTITIONS,
+        )
         try:
             for proc in (aggregator, streamer):
                 proc.start()

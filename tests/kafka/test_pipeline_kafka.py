@@ -98,16 +98,25 @@ class Pipeline:
 
     def _aggregator(self, site: Site, name: str) -> BluepulseProcess:
         return processes.aggregator(
-            site.tmp, name, accounts=self.accounts, bootstrap=site.bootstrap, topic=site.topic,
-            group=site.group, partitions=PARTITIONS,
-        )  # fmt: skip
+            site.tmp,
+            name,
+            accounts=self.accounts,
+            bootstrap=site.bootstrap,
+            topic=site.topic,
+            group=site.group,
+            partitions=PARTITIONS,
+        )
 
     async def __aenter__(self) -> Pipeline:
         await self.relay.start()
         self.streamer = processes.streamer(
-            self.tmp, relay_url=self.relay.url, accounts=self.accounts, bootstrap=self.bootstrap,
-            topic=self.topic, partitions=PARTITIONS,
-        )  # fmt: skip
+            self.tmp,
+            relay_url=self.relay.url,
+            accounts=self.accounts,
+            bootstrap=self.bootstrap,
+            topic=self.topic,
+            partitions=PARTITIONS,
+        )
         return self
 
     async def __aexit__(

@@ -46,10 +46,16 @@ def frames(count: int, first_seq: int = 1) -> list[list[Event]]:
 
 def like(seq: int, idx: int, subject: str) -> Event:
     return Event(
-        seq=seq, idx=idx, kind=Kind.LIKE, action=Action.CREATE, direction=Direction.TO,
-        subject_did=subject, actor_did=f"did:plc:actor{seq % 7}", time="2025-01-01T00:00:00Z",
+        seq=seq,
+        idx=idx,
+        kind=Kind.LIKE,
+        action=Action.CREATE,
+        direction=Direction.TO,
+        subject_did=subject,
+        actor_did=f"did:plc:actor{seq % 7}",
+        time="2025-01-01T00:00:00Z",
         uri=f"at://did:plc:actor{seq % 7}/app.bsky.feed.like/{seq}-{idx}",
-    )  # fmt: skip
+    )
 
 
 def partition_of(subject: str) -> int:
@@ -321,9 +327,13 @@ def test_settings_keep_the_password_out_of_repr_and_logs_and_list_every_problem(
     secret = "s3cret-pw"
     ca = tmp_path / "ca.pem"
     settings = KafkaSettings(
-        bootstrap="b:9093", topic="t", security_protocol="SASL_PLAINTEXT",
-        sasl_mechanism="SCRAM-SHA-512", username="svc", password=secret,
-    )  # fmt: skip
+        bootstrap="b:9093",
+        topic="t",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        username="svc",
+        password=secret,
+    )
     assert secret not in repr(settings)
     assert secret not in settings.describe()
     kwargs = settings.client_kwargs()

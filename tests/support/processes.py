@@ -72,10 +72,14 @@ class ChildProcess:
     def start(self) -> Self:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, env=self.env if self.env is not None else clean_env(), cwd=self.cwd,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if self.capture_stdout else log,
-                stderr=log if self.capture_stdout else subprocess.STDOUT, start_new_session=self.new_session,
-            )  # fmt: skip
+                self.argv,
+                env=self.env if self.env is not None else clean_env(),
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if self.capture_stdout else log,
+                stderr=log if self.capture_stdout else subprocess.STDOUT,
+                start_new_session=self.new_session,
+            )
         self.starts += 1
         return self
 

@@ -70,8 +70,17 @@ def test_bad_counts_and_rates_are_configuration_errors(
 def test_metrics_port_in_use_is_one_line(
     capsys: pytest.CaptureFixture[str], accounts: Path, tmp_path: Path, busy_port: int
 ) -> None:
-    argv = ["streamer", "--accounts", str(accounts), "--state-dir", str(tmp_path / "s"),
-            "--out", str(tmp_path / "o.jsonl"), "--metrics-port", str(busy_port)]  # fmt: skip
+    argv = [
+        "streamer",
+        "--accounts",
+        str(accounts),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--metrics-port",
+        str(busy_port),
+    ]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert f"--metrics-port {busy_port}: 127.0.0.1:{busy_port} is already in use" in err
@@ -81,8 +90,17 @@ def test_metrics_port_in_use_is_one_line(
 def test_unresolvable_metrics_host_is_one_line(
     capsys: pytest.CaptureFixture[str], accounts: Path, tmp_path: Path
 ) -> None:
-    argv = ["streamer", "--accounts", str(accounts), "--state-dir", str(tmp_path / "s"),
-            "--out", str(tmp_path / "o.jsonl"), "--metrics-host", "no-such-host.invalid"]  # fmt: skip
+    argv = [
+        "streamer",
+        "--accounts",
+        str(accounts),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--metrics-host",
+        "no-such-host.invalid",
+    ]
     code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert "--metrics-host no-such-host.invalid: cannot resolve" in err
@@ -93,8 +111,9 @@ def test_demo_port_in_use_wipes_nothing(
 ) -> None:
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "bluepulse.duckdb").write_text("previous day")
-    code, _, err = run_cli(capsys, "demo", "--port", str(busy_port), "--metrics-port", "0",
-                           "--state-dir", str(tmp_path))  # fmt: skip
+    code, _, err = run_cli(
+        capsys, "demo", "--port", str(busy_port), "--metrics-port", "0", "--state-dir", str(tmp_path)
+    )
     assert code == 2
     assert f"--port {busy_port}: 127.0.0.1:{busy_port} is already in use" in err
     assert (tmp_path / "demo" / "bluepulse.duckdb").read_text() == "previous day"
@@ -181,8 +200,9 @@ def test_every_float_option_rejects_non_finite_numbers(option: object, value: st
 
 
 def test_demo_rate_nan_stops_the_demo(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run_cli(capsys, "demo", "--demo-rate", "nan", "--checkpoint-interval", "nan",
-                           "--state-dir", str(tmp_path))  # fmt: skip
+    code, _, err = run_cli(
+        capsys, "demo", "--demo-rate", "nan", "--checkpoint-interval", "nan", "--state-dir", str(tmp_path)
+    )
     assert code == 2
     assert "--demo-rate='nan': must be a finite number" in err
     assert "--checkpoint-interval='nan': must be a finite number" in err
@@ -204,8 +224,9 @@ def test_relay_urls_of_every_scheme_are_accepted() -> None:
 
 
 def test_log_level_and_formats_accept_any_case(capsys: pytest.CaptureFixture[str], accounts: Path) -> None:
-    code, out, _ = run_cli(capsys, "accounts", "list", "--accounts", str(accounts),
-                           "--log-level", "debug", "--format", "CSV")  # fmt: skip
+    code, out, _ = run_cli(
+        capsys, "accounts", "list", "--accounts", str(accounts), "--log-level", "debug", "--format", "CSV"
+    )
     assert code == 0
     assert out.startswith("did,handle,name,category,region,followers\n")
     assert resolve("sql", {}, {"BLUEPULSE_LOG_LEVEL": "warning"}).log_level == "WARNING"
@@ -280,8 +301,19 @@ def test_run_on_a_locked_state_dir_stops_before_touching_anything(
     capsys: pytest.CaptureFixture[str], accounts: Path, tmp_path: Path
 ) -> None:
     state, db = tmp_path / "state", tmp_path / "db" / "bluepulse.duckdb"
-    argv = ["run", "--accounts", str(accounts), "--state-dir", str(state), "--db", str(db),
-            "--relay", "ws://127.0.0.1:1", "--metrics-port", "0"]  # fmt: skip
+    argv = [
+        "run",
+        "--accounts",
+        str(accounts),
+        "--state-dir",
+        str(state),
+        "--db",
+        str(db),
+        "--relay",
+        "ws://127.0.0.1:1",
+        "--metrics-port",
+        "0",
+    ]
     with lock.hold(lock.dir_lock_path(state), "state directory"):
         code, _, err = run_cli(capsys, *argv)
     assert code == 2
@@ -300,13 +332,33 @@ def test_aggregator_and_streamer_take_their_locks(
 ) -> None:
     db = tmp_path / "bluepulse.duckdb"
     with lock.hold(lock.file_lock_path(db), "DuckDB store"):
-        code, _, err = run_cli(capsys, "aggregator", "--kafka", "127.0.0.1:1", "--db", str(db),
-                               "--accounts", str(accounts), "--metrics-port", "0")  # fmt: skip
+        code, _, err = run_cli(
+            capsys,
+            "aggregator",
+            "--kafka",
+            "127.0.0.1:1",
+            "--db",
+            str(db),
+            "--accounts",
+            str(accounts),
+            "--metrics-port",
+            "0",
+        )
     assert (code, "is in use by pid" in err) == (2, True)
     state = str(tmp_path / "s")
     with lock.hold(lock.dir_lock_path(tmp_path / "s"), "state directory"):
-        code, _, err = run_cli(capsys, "streamer", "--out", str(tmp_path / "o"), "--state-dir", state,
-                               "--accounts", str(accounts), "--metrics-port", "0")  # fmt: skip
+        code, _, err = run_cli(
+            capsys,
+            "streamer",
+            "--out",
+            str(tmp_path / "o"),
+            "--state-dir",
+            state,
+            "--accounts",
+            str(accounts),
+            "--metrics-port",
+            "0",
+        )
     assert (code, "is in use by pid" in err) == (2, True)
 
 

@@ -66,8 +66,17 @@ def test_unwritable_state_dir_stops_at_start(tmp_path: Path) -> None:
     accounts.write_text(GOOD)
     blocked = tmp_path / "file"
     blocked.write_text("")
-    argv = ["streamer", "--accounts", str(accounts), "--state-dir", str(blocked / "state"),
-            "--out", str(tmp_path / "o.jsonl"), "--metrics-port", "0"]  # fmt: skip
+    argv = [
+        "streamer",
+        "--accounts",
+        str(accounts),
+        "--state-dir",
+        str(blocked / "state"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--metrics-port",
+        "0",
+    ]
     assert main(argv) == 2
 
 

@@ -44,19 +44,38 @@ def assert_contract(result: FrameResult | str) -> None:
 
 # DAG-CBOR data model values: what a hostile record may hold
 leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**64), 2**64 - 1),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40), st.binary(max_size=40),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**64), 2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
+    st.binary(max_size=40),
     st.sampled_from([TRACKED, f"at://{TRACKED}/app.bsky.feed.post/3k", "app.bsky.richtext.facet#mention"]),
-)  # fmt: skip
+)
 values = st.recursive(
     leaves,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=25,
 )
 field_names = st.sampled_from(
-    ["subject", "text", "createdAt", "$type", "reply", "embed", "facets", "uri", "parent", "root",
-     "record", "external", "features", "did", "cid"]
-)  # fmt: skip
+    [
+        "subject",
+        "text",
+        "createdAt",
+        "$type",
+        "reply",
+        "embed",
+        "facets",
+        "uri",
+        "parent",
+        "root",
+        "record",
+        "external",
+        "features",
+        "did",
+        "cid",
+    ]
+)
 records = st.recursive(
     values,
     lambda inner: st.dictionaries(field_names, inner, max_size=6),

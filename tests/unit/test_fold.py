@@ -64,8 +64,12 @@ def test_received_replies_quotes_mentions_follows_are_counted() -> None:
         ev(5, Kind.FOLLOW, Action.DELETE, Direction.TO, target_did=A),
     ]
     assert account_row(events) == {
-        "replies": 1, "quotes": 1, "mentions": 1, "follows_gained": 1, "follows_lost": 1,
-    }  # fmt: skip
+        "replies": 1,
+        "quotes": 1,
+        "mentions": 1,
+        "follows_gained": 1,
+        "follows_lost": 1,
+    }
     assert fold(events, fallback_us=0).post == {(POST, T0_MINUTE): [0, 0, 1, 1]}
 
 
@@ -172,14 +176,22 @@ def _reference(events: list[Event]) -> tuple[Counter[tuple[str, str]], Counter[t
         if e.direction == Direction.TO and e.kind in (Kind.LIKE, Kind.REPOST) and sign:
             name = "likes" if e.kind == Kind.LIKE else "reposts"
             acc[e.subject_did, name] += sign
-            gross = {("likes", 1): "likes_received", ("likes", -1): "unlikes",
-                     ("reposts", 1): "reposts_received", ("reposts", -1): "unreposts"}  # fmt: skip
+            gross = {
+                ("likes", 1): "likes_received",
+                ("likes", -1): "unlikes",
+                ("reposts", 1): "reposts_received",
+                ("reposts", -1): "unreposts",
+            }
             acc[e.subject_did, gross[name, sign]] += 1
             if e.subject_uri:
                 post[e.subject_uri, name] += sign
         if e.direction == Direction.TO and e.action == Action.CREATE:
-            simple = {Kind.REPLY: "replies", Kind.QUOTE: "quotes", Kind.MENTION: "mentions",
-                      Kind.FOLLOW: "follows_gained"}  # fmt: skip
+            simple = {
+                Kind.REPLY: "replies",
+                Kind.QUOTE: "quotes",
+                Kind.MENTION: "mentions",
+                Kind.FOLLOW: "follows_gained",
+            }
             if e.kind in simple:
                 acc[e.subject_did, simple[e.kind]] += 1
                 if e.kind in (Kind.REPLY, Kind.QUOTE) and e.subject_uri:

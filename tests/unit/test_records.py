@@ -79,9 +79,11 @@ def test_repost_and_unrepost_by_and_to() -> None:
     s.delete(rp)
     got = facts(Decoder().run(s.frames))[1:]
     assert got == [
-        ("repost", "create", "by", A, A), ("repost", "create", "to", B, A),
-        ("repost", "delete", "by", A, A), ("repost", "delete", "to", B, A),
-    ]  # fmt: skip
+        ("repost", "create", "by", A, A),
+        ("repost", "create", "to", B, A),
+        ("repost", "delete", "by", A, A),
+        ("repost", "delete", "to", B, A),
+    ]
 
 
 def test_reply_quote_and_mention_are_events_to_each_tracked_target() -> None:
@@ -94,9 +96,11 @@ def test_reply_quote_and_mention_are_events_to_each_tracked_target() -> None:
     s.post(Y, "deep reply", reply_to=f"at://{Y}/app.bsky.feed.post/3kzzz", root=post_b)
     got = facts(Decoder().run(s.frames))[2:]
     assert got == [
-        ("reply", "create", "to", A, X), ("quote", "create", "to", B, X),
-        ("mention", "create", "to", A, X), ("reply", "create", "to", B, Y),
-    ]  # fmt: skip
+        ("reply", "create", "to", A, X),
+        ("quote", "create", "to", B, X),
+        ("mention", "create", "to", A, X),
+        ("reply", "create", "to", B, Y),
+    ]
 
 
 def test_self_reply_counts_as_a_post_only() -> None:
@@ -124,9 +128,11 @@ def test_post_delete_handle_and_status_by_the_tracked_account() -> None:
     s.status(A, False, "deactivated")
     events = Decoder().run(s.frames)
     assert facts(events) == [
-        ("post", "create", "by", A, A), ("post", "delete", "by", A, A),
-        ("handle", "update", "by", A, A), ("account", "update", "by", A, A),
-    ]  # fmt: skip
+        ("post", "create", "by", A, A),
+        ("post", "delete", "by", A, A),
+        ("handle", "update", "by", A, A),
+        ("account", "update", "by", A, A),
+    ]
     assert events[2].handle == "new-handle.example.org"
     assert (events[3].active, events[3].status) == (False, "deactivated")
 

@@ -40,9 +40,14 @@ def _expected_key(line: dict[str, Any]) -> tuple[Any, ...]:
     if c["collection"] == "app.bsky.feed.post":
         subject_ref = record.get("reply", {}).get("parent", {}).get("uri")
     return (
-        c["collection"], line["did"], c["rkey"], c["operation"],
-        record.get("createdAt"), record.get("text"), subject_ref,
-    )  # fmt: skip
+        c["collection"],
+        line["did"],
+        c["rkey"],
+        c["operation"],
+        record.get("createdAt"),
+        record.get("text"),
+        subject_ref,
+    )
 
 
 def _event_key(event: Event) -> tuple[Any, ...]:
@@ -54,8 +59,14 @@ def _event_key(event: Event) -> tuple[Any, ...]:
     if event.action.value == "delete":
         return (collection, actor, rkey, "delete", None, None, None)
     return (
-        collection, actor, rkey, event.action.value, event.created_at, event.text, subject_ref,
-    )  # fmt: skip
+        collection,
+        actor,
+        rkey,
+        event.action.value,
+        event.created_at,
+        event.text,
+        subject_ref,
+    )
 
 
 def test_every_tracked_commit_matches_production_jetstream_one_to_one(
@@ -64,9 +75,8 @@ def test_every_tracked_commit_matches_production_jetstream_one_to_one(
     events = _decode_all(real_frames, real_dids)
     by_events = [e for e in events if e.direction is Direction.BY]
     expected = [
-        line for line in expected_v1
-        if line["kind"] != "commit" or line["commit"]["collection"] in KEPT
-    ]  # fmt: skip
+        line for line in expected_v1 if line["kind"] != "commit" or line["commit"]["collection"] in KEPT
+    ]
     assert len(by_events) == len(expected) == 149
     assert sorted(map(_event_key, by_events)) == sorted(map(_expected_key, expected))
 
@@ -85,9 +95,10 @@ def test_engagement_to_a_tracked_post_is_found_in_other_repos(
     real_frames: list[bytes], expected_v1: list[dict[str, Any]]
 ) -> None:
     liked = [
-        line["commit"]["record"]["subject"]["uri"] for line in expected_v1
+        line["commit"]["record"]["subject"]["uri"]
+        for line in expected_v1
         if line["kind"] == "commit" and line["commit"]["collection"] == "app.bsky.feed.like"
-    ]  # fmt: skip
+    ]
     author = liked[0].split("/")[2]
     events = _decode_all(real_frames, {author})
     to_events = [e for e in events if e.direction is Direction.TO and e.kind.value == "like"]

@@ -39,8 +39,9 @@ def test_expiry_forgets_only_paths_older_than_the_window_and_updates_the_gauge(t
     clock.now += 80 * DAY
     remember(state, Y, "recent")
     state.commit()
-    streamer = Streamer(TrackedAccounts(ACCOUNTS), state, CursorStore(tmp_path), CollectingPublisher(),
-                        remember_days=90)  # fmt: skip
+    streamer = Streamer(
+        TrackedAccounts(ACCOUNTS), state, CursorStore(tmp_path), CollectingPublisher(), remember_days=90
+    )
     registry = CollectorRegistry()
     registry.register(StreamerCollector(streamer.stats))
     assert "bluepulse_streamer_remembered_paths 2.0" in generate_latest(registry).decode()
@@ -57,8 +58,9 @@ async def test_the_expiry_job_refreshes_the_filter_and_the_gauge(tmp_path: Path)
     for n in range(3):
         remember(state, X, f"r{n}")
     state.commit()
-    streamer = Streamer(TrackedAccounts(ACCOUNTS), state, CursorStore(tmp_path), CollectingPublisher(),
-                        remember_days=0.5)  # fmt: skip
+    streamer = Streamer(
+        TrackedAccounts(ACCOUNTS), state, CursorStore(tmp_path), CollectingPublisher(), remember_days=0.5
+    )
     registry = CollectorRegistry()
     registry.register(StreamerCollector(streamer.stats))
     clock.now += DAY

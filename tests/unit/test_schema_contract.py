@@ -20,13 +20,19 @@ JSON_TYPES = {int: "integer", str: "string", bool: "boolean"}
 
 def _example(kind: Kind) -> Event:
     return Event(
-        seq=31527015322, idx=0, kind=kind, action=Action.CREATE, direction=Direction.TO,
-        subject_did="did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", actor_did="did:plc:xxxxxxxxxxxxxxxxxxxxxxxx",
-        time="2026-07-04T14:38:07.517Z", uri="at://did:plc:xxxxxxxxxxxxxxxxxxxxxxxx/app.bsky.feed.like/3k",
+        seq=31527015322,
+        idx=0,
+        kind=kind,
+        action=Action.CREATE,
+        direction=Direction.TO,
+        subject_did="did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
+        actor_did="did:plc:xxxxxxxxxxxxxxxxxxxxxxxx",
+        time="2026-07-04T14:38:07.517Z",
+        uri="at://did:plc:xxxxxxxxxxxxxxxxxxxxxxxx/app.bsky.feed.like/3k",
         subject_uri="at://did:plc:aaaaaaaaaaaaaaaaaaaaaaaa/app.bsky.feed.post/3j",
         handle="chu.example.fr" if kind is Kind.HANDLE else None,
         active=False if kind is Kind.ACCOUNT else None,
-    )  # fmt: skip
+    )
 
 
 def test_model_fields_equal_schema_properties() -> None:

@@ -21,10 +21,25 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sql")
     (root / "secret.csv").write_text("a,b\n1,2\n")
     with Store.open(root / "store.duckdb") as store:
-        store.apply({"queue": PartitionBatch([
-            Event(seq=1, idx=0, kind=Kind.MENTION, action=Action.CREATE, direction=Direction.TO,
-                  subject_did=A, actor_did=A.replace("a", "x"), time="2026-07-04T12:00:00Z", text="hi"),
-        ])})  # fmt: skip
+        store.apply(
+            {
+                "queue": PartitionBatch(
+                    [
+                        Event(
+                            seq=1,
+                            idx=0,
+                            kind=Kind.MENTION,
+                            action=Action.CREATE,
+                            direction=Direction.TO,
+                            subject_did=A,
+                            actor_did=A.replace("a", "x"),
+                            time="2026-07-04T12:00:00Z",
+                            text="hi",
+                        ),
+                    ]
+                )
+            }
+        )
         store.snapshot(root / "snapshot.duckdb")
     return root / "snapshot.duckdb"
 

@@ -48,8 +48,12 @@ def test_json_is_a_list_of_objects_with_escaped_controls() -> None:
     text = format_json(COLUMNS, [*ROWS, ("c", 1, Decimal("1.5"), None)])
     assert "\x1b" not in text
     records = json.loads(text)
-    assert records[0] == {"handle": "hospital-a.example.com", "likes": 12, "rate": 0.5,
-                          "seen": "2026-07-04T12:00:00"}  # fmt: skip
+    assert records[0] == {
+        "handle": "hospital-a.example.com",
+        "likes": 12,
+        "rate": 0.5,
+        "seen": "2026-07-04T12:00:00",
+    }
     assert records[1]["handle"] == "b\x1b[31mred\x1b[0m\nline"
     assert records[2]["rate"] == "1.5"
 
@@ -90,9 +94,15 @@ LIMIT = 25
 
 @pytest.mark.parametrize(
     ("sizes", "shown", "truncated"),
-    [([10, 10, 10], 25, True), ([10, 10, 5], 25, False), ([10, 15], 25, False), ([10, 15, 1], 25, True),
-     ([30], 25, True), ([7], 7, False)],
-)  # fmt: skip
+    [
+        ([10, 10, 10], 25, True),
+        ([10, 10, 5], 25, False),
+        ([10, 15], 25, False),
+        ([10, 15, 1], 25, True),
+        ([30], 25, True),
+        ([7], 7, False),
+    ],
+)
 def test_row_limit_cuts_and_knows_when_rows_were_left_out(
     sizes: list[int], shown: int, truncated: bool
 ) -> None:

@@ -40,8 +40,16 @@ def ev(seq: int, kind: Kind, action: Action, direction: Direction, actor: str, *
 
 
 def like(seq: int, actor: str, uri: str, action: Action = Action.CREATE) -> Event:
-    return ev(seq, Kind.LIKE, action, Direction.TO, actor, subject_uri=uri, target_did=A,
-              uri=f"at://{actor}/app.bsky.feed.like/{seq}")  # fmt: skip
+    return ev(
+        seq,
+        Kind.LIKE,
+        action,
+        Direction.TO,
+        actor,
+        subject_uri=uri,
+        target_did=A,
+        uri=f"at://{actor}/app.bsky.feed.like/{seq}",
+    )
 
 
 def scenario() -> list[Event]:
@@ -116,8 +124,11 @@ def test_scenario_account_totals_are_exact(tmp_path: Path) -> None:
 def test_post_delete_keeps_the_engagement_already_received(tmp_path: Path) -> None:
     with open_store(tmp_path) as store:
         store.apply({"queue": PartitionBatch(scenario())})
-        top = rows(store, "SELECT uri, likes, reposts, replies, quotes, interactions, deleted, text "
-                          "FROM top_posts ORDER BY uri")  # fmt: skip
+        top = rows(
+            store,
+            "SELECT uri, likes, reposts, replies, quotes, interactions, deleted, text "
+            "FROM top_posts ORDER BY uri",
+        )
         assert top == [
             (P1, 2, 1, 1, 0, 4, False, "Vaccination jeudi"),
             (P2, 0, 0, 0, 1, 1, True, "Portes ouvertes"),
@@ -168,8 +179,12 @@ def test_a_batch_split_across_two_applies_equals_one_apply(tmp_path: Path) -> No
 def test_positions_keep_offset_and_highest_seq_per_partition(tmp_path: Path) -> None:
     events = scenario()
     with open_store(tmp_path) as store:
-        store.apply({"bluepulse.events/0": PartitionBatch(events[:5], 5),
-                     "bluepulse.events/1": PartitionBatch(events[5:9], 9)})  # fmt: skip
+        store.apply(
+            {
+                "bluepulse.events/0": PartitionBatch(events[:5], 5),
+                "bluepulse.events/1": PartitionBatch(events[5:9], 9),
+            }
+        )
         store.apply({"bluepulse.events/0": PartitionBatch([], 7)})  # skipped messages still advance
         positions = store.positions()
         assert (positions["bluepulse.events/0"].next_offset, positions["bluepulse.events/0"].seq) == (7, 5)
@@ -206,8 +221,9 @@ def test_a_failed_apply_rolls_back_and_does_not_advance(
 
 def test_unparsable_event_time_is_counted_and_applied(tmp_path: Path) -> None:
     with open_store(tmp_path) as store:
-        result = store.apply({"queue": PartitionBatch([ev(1, Kind.MENTION, Action.CREATE,
-                                                          Direction.TO, X, time="garbage")])})  # fmt: skip
+        result = store.apply(
+            {"queue": PartitionBatch([ev(1, Kind.MENTION, Action.CREATE, Direction.TO, X, time="garbage")])}
+        )
         assert (result.applied, result.bad_times) == (1, 1)
         assert totals(store)["mentions"] == 1
 
@@ -240,20 +256,50 @@ def test_a_second_process_cannot_open_the_store_and_is_told_why(tmp_path: Path) 
         "try:\n    Store.open(sys.argv[1])\nexcept StoreError as exc:\n    print(exc)\n"
     )
     with Store.open(path):
-        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                             timeout=60, check=True).stdout  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
     assert "another process is writing it" in out
 
 
 def test_views_promise_their_leading_columns(tmp_path: Path) -> None:
     promised = {
-        "account_totals": ["did", "handle", "name", "posts", "likes", "reposts", "replies", "quotes",
-                           "follows_gained", "follows_lost"],
-        "account_window": ["did", "window", "posts", "likes", "reposts", "replies", "quotes",
-                           "follows_gained", "follows_lost", "interactions"],
-        "top_posts": ["uri", "did", "created_at", "text", "likes", "reposts", "replies", "quotes",
-                      "interactions"],
-    }  # fmt: skip
+        "account_totals": [
+            "did",
+            "handle",
+            "name",
+            "posts",
+            "likes",
+            "reposts",
+            "replies",
+            "quotes",
+            "follows_gained",
+            "follows_lost",
+        ],
+        "account_window": [
+            "did",
+            "window",
+            "posts",
+            "likes",
+            "reposts",
+            "replies",
+            "quotes",
+            "follows_gained",
+            "follows_lost",
+            "interactions",
+        ],
+        "top_posts": [
+            "uri",
+            "did",
+            "created_at",
+            "text",
+            "likes",
+            "reposts",
+            "replies",
+            "quotes",
+            "interactions",
+        ],
+    }
     with open_store(tmp_path) as store:
         for view, columns in promised.items():
             assert store.query(f"SELECT * FROM {view} LIMIT 0")[0][: len(columns)] == columns

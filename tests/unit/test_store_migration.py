@@ -83,9 +83,18 @@ def test_a_migrated_file_keeps_counting_into_the_renamed_columns(v1_file: Path) 
         account = store.query("SELECT did FROM account_totals WHERE posts > 0 ORDER BY did LIMIT 1")[1][0][0]
         post = store.query("SELECT uri FROM posts WHERE did = ? ORDER BY uri LIMIT 1", [account])[1][0][0]
         before = store.query("SELECT likes_received FROM account_totals WHERE did = ?", [account])[1][0][0]
-        like = Event(seq=10**9, idx=0, kind=Kind.LIKE, action=Action.CREATE, direction=Direction.TO,
-                     subject_did=account, actor_did="did:plc:xxxxxxxxxxxxxxxxxxxxxxxx",
-                     time="2026-11-02T11:59:59Z", subject_uri=post, target_did=account)  # fmt: skip
+        like = Event(
+            seq=10**9,
+            idx=0,
+            kind=Kind.LIKE,
+            action=Action.CREATE,
+            direction=Direction.TO,
+            subject_did=account,
+            actor_did="did:plc:xxxxxxxxxxxxxxxxxxxxxxxx",
+            time="2026-11-02T11:59:59Z",
+            subject_uri=post,
+            target_did=account,
+        )
         assert store.apply({"queue": PartitionBatch([like])}).applied == 1
         after = store.query("SELECT likes_received FROM account_totals WHERE did = ?", [account])[1][0][0]
     assert after == before + 1

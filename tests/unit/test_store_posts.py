@@ -13,9 +13,16 @@ A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
 
 def post(seq: int, action: Action, rkey: str) -> Event:
     return Event(
-        seq=seq, idx=0, kind=Kind.POST, action=action, direction=Direction.BY, subject_did=A,
-        actor_did=A, time="2026-11-02T10:00:00Z", uri=f"at://{A}/app.bsky.feed.post/{rkey}",
-    )  # fmt: skip
+        seq=seq,
+        idx=0,
+        kind=Kind.POST,
+        action=action,
+        direction=Direction.BY,
+        subject_did=A,
+        actor_did=A,
+        time="2026-11-02T10:00:00Z",
+        uri=f"at://{A}/app.bsky.feed.post/{rkey}",
+    )
 
 
 def test_deleting_an_old_post_counts_as_a_delete_but_not_against_seen_posts(tmp_path: Path) -> None:

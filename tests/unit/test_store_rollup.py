@@ -25,8 +25,18 @@ EXPECTED = {"1h": 2, "24h": 3, "7d": 5, "30d": 6, "90d": 7}
 
 
 def like(seq: int, time: str) -> Event:
-    return Event(seq=seq, idx=0, kind=Kind.LIKE, action=Action.CREATE, direction=Direction.TO,
-                 subject_did=A, actor_did=X, time=time, subject_uri=P1, target_did=A)  # fmt: skip
+    return Event(
+        seq=seq,
+        idx=0,
+        kind=Kind.LIKE,
+        action=Action.CREATE,
+        direction=Direction.TO,
+        subject_did=A,
+        actor_did=X,
+        time=time,
+        subject_uri=P1,
+        target_did=A,
+    )
 
 
 def windows(store: Store) -> dict[str, int]:

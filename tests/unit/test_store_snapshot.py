@@ -33,15 +33,28 @@ print(json.dumps(out))
 
 def likes(first_seq: int, count: int) -> list[Event]:
     return [
-        Event(seq=first_seq + i, idx=0, kind=Kind.LIKE, action=Action.CREATE, direction=Direction.TO,
-              subject_did=A, actor_did=X, time=f"2026-07-04T12:00:{i % 60:02d}Z", subject_uri=P1)
+        Event(
+            seq=first_seq + i,
+            idx=0,
+            kind=Kind.LIKE,
+            action=Action.CREATE,
+            direction=Direction.TO,
+            subject_did=A,
+            actor_did=X,
+            time=f"2026-07-04T12:00:{i % 60:02d}Z",
+            subject_uri=P1,
+        )
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 def reader(db: Path, sql: str, repeat: int = 1) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", READER, str(db), sql, str(repeat)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", READER, str(db), sql, str(repeat)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_snapshot_is_readable_by_another_process_while_the_writer_keeps_writing(tmp_path: Path) -> None:
