@@ -1,6 +1,6 @@
 """Columns stage of an apply: the plan → one Arrow table per target, handed to DuckDB.
 
-Third of the four stages of `Store.apply` (admit → fold → columns → writes). DuckDB's
+Fourth of the five stages of `Store.apply` (admit → dedup → fold → columns → writes). DuckDB's
 executemany inserts ~1k rows/s; an Arrow table scanned by one grouped INSERT … SELECT runs
 two orders of magnitude faster. Times are epoch microseconds (UTC) turned into Arrow
 timestamps without a zone, i.e. DuckDB TIMESTAMP.
@@ -25,12 +25,12 @@ _SECONDS: Final = pa.timestamp("s")
 _TEXT_FIELDS: Final = (
     "kind", "action", "direction", "subject_did", "actor_did", "uri", "subject_uri",
     "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri", "handle",
-    "status",
+    "status", "source",
 )  # fmt: skip
 EVENT_COLUMNS: Final = (
     "seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time", "uri",
     "subject_uri", "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri",
-    "handle", "active", "status", "v", "partition", "ingested_at",
+    "handle", "active", "status", "v", "partition", "ingested_at", "source",
 )  # fmt: skip
 
 
@@ -44,7 +44,9 @@ class BatchTables:
     post_states: pa.Table
     handles: pa.Table | None
     statuses: pa.Table | None
-    positions: Sequence[tuple[str, int | None, int | None, int | None, int | None]]
+    offsets: Sequence[tuple[str, int | None]]  # (partition, next offset)
+    source_positions: Sequence[tuple[str, str, int | None, int | None, int | None]]
+    keys: pa.Table | None  # (key, time): identity keys of the events applied
     new_dids: pa.Table | None
     newest_event: datetime | None
 
@@ -60,9 +62,13 @@ def batch_tables(plan: Plan, known_dids: Collection[str]) -> BatchTables:
         post_states=posts_table(deltas),
         handles=handles_table(deltas.handles) if deltas.handles else None,
         statuses=statuses_table(deltas.statuses) if deltas.statuses else None,
-        positions=[
-            (p.partition, p.next_offset, p.seq, p.idx, p.committed) for p in admitted.positions.values()
+        offsets=[(p.partition, p.next_offset) for p in admitted.positions.values()],
+        source_positions=[
+            (p.partition, source, s.seq, s.idx, s.committed)
+            for p in admitted.positions.values()
+            for source, s in p.sources.items()
         ],
+        keys=keys_table(admitted.keys, deltas.times_us) if admitted.keys else None,
         new_dids=pa.table({"did": pa.array(new_dids, pa.string())}) if new_dids else None,
         newest_event=plan.newest_event,
     )
@@ -89,6 +95,11 @@ def events_table(
     arrays["partition"] = pa.array(partitions, pa.string())
     arrays["ingested_at"] = _stamp([ingested_us] * len(events))
     return pa.table({name: arrays[name] for name in EVENT_COLUMNS})
+
+
+def keys_table(keys: Sequence[int], times_us: Sequence[int]) -> pa.Table:
+    """Identity keys with their event time (store maintenance prunes them by it)."""
+    return pa.table({"key": pa.array(keys, pa.int64()), "time": _stamp(times_us)})
 
 
 def _counter_table(rows: dict[tuple[str, int], list[int]], key: str, names: tuple[str, ...]) -> pa.Table:

@@ -24,7 +24,8 @@ class SourceBatch:
     events: Mapping[str, Sequence[Event]]
     next_offsets: Mapping[str, int | None]
     skipped: Mapping[str, int] = field(default_factory=dict)  # undecodable messages, by reason
-    marks: Mapping[str, int] = field(default_factory=dict)  # highest position marker per partition
+    # per partition, the highest position marker of each source (source -> seq)
+    marks: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     token: int = 0  # what `ack` needs to release (queue: number of frames)
 
     def __len__(self) -> int:
@@ -57,10 +58,11 @@ class QueueSource:
         marks: dict[str, int] = {}
         for item in items:
             if isinstance(item, PositionMarker):
-                marks[QUEUE_PARTITION] = max(marks.get(QUEUE_PARTITION, 0), item.seq)
+                marks[item.source] = max(marks.get(item.source, item.seq), item.seq)
             else:
                 events.extend(item)
-        return SourceBatch({QUEUE_PARTITION: events}, {QUEUE_PARTITION: None}, marks=marks, token=len(items))
+        partition = QUEUE_PARTITION
+        return SourceBatch({partition: events}, {partition: None}, marks={partition: marks}, token=len(items))
 
     async def ack(self, batch: SourceBatch) -> None:
         await self._queue.mark_done(batch.token)

@@ -21,10 +21,11 @@ from aiokafka.errors import KafkaError
 
 from aggregator.consume import SourceBatch
 from aggregator.errors import MessageReason
-from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Event, decode
+from schemas import RELAY, SCHEMA_HEADER, SCHEMA_VERSION, Event, decode
 from schemas.errors import SchemaError, SchemaReason
 from transport.kafka import (
     POSITION_TYPE,
+    SOURCE_HEADER,
     TYPE_HEADER,
     KafkaSettings,
     LogEvery,
@@ -118,7 +119,7 @@ class KafkaSource:
         await self._refresh_lag()
         events: dict[str, list[Event]] = {}
         next_offsets: dict[str, int | None] = {}
-        marks: dict[str, int] = {}
+        marks: dict[str, dict[str, int]] = {}
         skipped: Counter[str] = Counter()
         for tp, messages in records.items():
             name = partition_name(tp.topic, tp.partition)
@@ -147,13 +148,19 @@ class KafkaSource:
         return dict(self._lag)
 
     def _decode_all(
-        self, name: str, messages: Iterable[ConsumerRecord], skipped: Counter[str], marks: dict[str, int]
+        self,
+        name: str,
+        messages: Iterable[ConsumerRecord],
+        skipped: Counter[str],
+        marks: dict[str, dict[str, int]],
     ) -> list[Event]:
         decoded = []
         for message in messages:
             event = _decode(message)
-            if isinstance(event, int):  # a position marker
-                marks[name] = max(marks.get(name, event), event)
+            if isinstance(event, tuple):  # a position marker: (source, seq)
+                source, seq = event
+                by_source = marks.setdefault(name, {})
+                by_source[source] = max(by_source.get(source, seq), seq)
                 continue
             if isinstance(event, Event):
                 decoded.append(event)
@@ -265,12 +272,18 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._on_assigned(assigned)
 
 
-def _decode(message: ConsumerRecord) -> Event | int | MessageReason | SchemaReason:
-    """The event, a position marker's seq, or the reason the message is skipped."""
+def _decode(message: ConsumerRecord) -> Event | tuple[str, int] | MessageReason | SchemaReason:
+    """The event, a position marker's (source, seq), or the reason the message is skipped."""
     headers = message.headers or ()
     if any(key == TYPE_HEADER and value == POSITION_TYPE for key, value in headers):
         value = message.value or b""
-        return int(value) if value.isdigit() else MessageReason.BAD_POSITION_MARKER
+        source = next((v for k, v in headers if k == SOURCE_HEADER), None)
+        if not value.isdigit() or source == b"":
+            return MessageReason.BAD_POSITION_MARKER
+        try:
+            return (RELAY if source is None else source.decode()), int(value)
+        except UnicodeDecodeError:
+            return MessageReason.BAD_POSITION_MARKER
     version = next((value for key, value in headers if key == SCHEMA_HEADER), None)
     if version is None:
         return MessageReason.MISSING_SCHEMA_HEADER

@@ -32,7 +32,7 @@ _COUNTER_FAMILIES: Final = tuple(
 )
 _GAUGE_FAMILIES: Final = (
     *((c.name, m, c.doc) for c in BY_VIEW if (m := c.metric) and c.flow is Flow.NET),
-    ("followers", "followers", "Follower baseline, when known."),
+    ("followers", "followers", "Followers: the latest AppView snapshot, else the accounts file's baseline."),
 )
 TOP_K: Final = 10
 
@@ -77,10 +77,11 @@ class StoreCollector(Collector):
                 log.warning("store metrics unavailable: %s", exc)
 
     def _accounts(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
-        columns = ", ".join(c for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES)
+        columns = ", ".join("t." + c for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES)
         rows = con.execute(
-            f"SELECT did, coalesce(handle, did), coalesce(category, ''), {columns} "
-            "FROM account_totals ORDER BY did"
+            f"SELECT t.did, coalesce(t.handle, t.did), coalesce(t.category, ''), "
+            f"epoch(n.followers_time), {columns} "
+            "FROM account_totals t LEFT JOIN accounts_now n ON n.did = t.did ORDER BY t.did"
         ).fetchall()
         window = dict(
             con.execute("SELECT did, interactions FROM account_window WHERE \"window\" = '1h'").fetchall()
@@ -88,14 +89,23 @@ class StoreCollector(Collector):
         families = [_family(CounterMetricFamily, name, doc) for _, name, doc in _COUNTER_FAMILIES]
         families += [_family(GaugeMetricFamily, name, doc) for _, name, doc in _GAUGE_FAMILIES]
         engagement = _family(GaugeMetricFamily, "engagement_1h", "Interactions received, last hour.")
-        for did, handle, category, *values in rows:
+        age = _family(
+            GaugeMetricFamily,
+            "followers_snapshot_age_seconds",
+            "Seconds since the follower count was read from the AppView (accounts refresh).",
+        )
+        now = time.time()
+        for did, handle, category, snapshot_at, *values in rows:
             labels = [handle, category]
             for family, value in zip(families, values, strict=True):
                 if value is not None:
                     family.add_metric(labels, float(value))
             engagement.add_metric(labels, float(window.get(did) or 0))
+            if snapshot_at is not None:
+                age.add_metric(labels, max(0.0, now - float(snapshot_at)))
         yield from families
         yield engagement
+        yield age
 
     def _hot_posts(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
         rows = con.execute(
@@ -161,6 +171,8 @@ class PipelineCollector(Collector):
         s = self._stats
         yield _plain(CounterMetricFamily, "events_applied", "Events committed to DuckDB.", s.events_applied)
         yield _plain(CounterMetricFamily, "events_replayed", "Replayed events dropped.", s.events_replayed)
+        dedup_doc = "Events dropped because another firehose gave them before (relay <-> Jetstream)."
+        yield _plain(CounterMetricFamily, "events_deduplicated", dedup_doc, s.events_deduplicated)
         yield _plain(CounterMetricFamily, "batches", "Transactions committed.", s.batches)
         yield _plain(CounterMetricFamily, "batch_seconds", "Time in transactions.", s.batch_seconds_sum)
         yield _plain(GaugeMetricFamily, "last_batch_seconds", "Last transaction time.", s.batch_seconds_last)
@@ -170,8 +182,15 @@ class PipelineCollector(Collector):
         for reason, count in sorted(s.messages_skipped.items()):
             skipped.add_metric([reason], count)
         yield skipped
-        yield _plain(GaugeMetricFamily, "last_seq", "Firehose seq committed in DuckDB, frames without "
-                     "tracked events included (highest over partitions).", s.last_seq)  # fmt: skip
+        last_seq = GaugeMetricFamily(
+            "bluepulse_aggregator_last_seq",
+            "Firehose seq committed in DuckDB, frames without tracked "
+            "events included (highest over partitions), by source (their seqs are different numbers).",
+            labels=["source"],
+        )
+        for source, seq in sorted(s.last_seq.items()):
+            last_seq.add_metric([source], seq)
+        yield last_seq
         yield _plain(GaugeMetricFamily, "lag_seconds", "Now minus newest event time.", s.lag_seconds())
         consumer_lag = GaugeMetricFamily(
             "bluepulse_aggregator_consumer_lag", "Kafka messages behind, by partition.",

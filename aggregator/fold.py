@@ -1,9 +1,10 @@
 """Fold stage: the admitted events of one apply → a plan of counter deltas grouped by key.
 
-Second of the four stages of `Store.apply` (admit → fold → columns → writes); pure but for
+Third of the five stages of `Store.apply` (admit → dedup → fold → columns → writes); pure but for
 one lookup of which deleted posts the store has seen. Times are parsed here, once. Grouping
 inside the batch lets the store upsert each key once (one DuckDB `INSERT … ON CONFLICT`
-that holds a key twice keeps only one row). Replays never reach the fold (positions.admit).
+that holds a key twice keeps only one row). Replays and duplicates never reach
+the fold (positions.admit, identity.drop_known).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ class MaintenanceResult:
     hours_rolled: int
     post_minutes_rolled: int
     events_pruned: int
+    keys_pruned: int = 0
 
 
 def _floor(moment: datetime, unit: str) -> datetime:
@@ -64,10 +65,13 @@ def run_maintenance(
     hour_keep: timedelta,
     retention: timedelta,
     post_minutes_keep: timedelta,
+    dedup: timedelta,
 ) -> MaintenanceResult:
-    """Roll up and prune relative to `now`, inside the caller's transaction."""
+    """Roll up and prune relative to `now`, inside the caller's transaction; identity keys
+    (aggregator/identity.py) are kept for `dedup`."""
     minutes = _move(con, _MINUTES_TO_HOURS, "account_minutes", _floor(now - minute_keep, "hour"))
     hours = _move(con, _HOURS_TO_DAYS, "account_hours", _floor(now - hour_keep, "day"))
     posts = _move(con, _POST_MINUTES_TO_DAYS, "post_minutes", _floor(now - post_minutes_keep, "day"))
     row = con.execute("DELETE FROM events WHERE time < $1", [now - retention]).fetchone()
-    return MaintenanceResult(minutes, hours, posts, int(row[0]) if row else 0)
+    keys = con.execute("DELETE FROM event_keys WHERE time < $1", [now - dedup]).fetchone()
+    return MaintenanceResult(minutes, hours, posts, int(row[0]) if row else 0, int(keys[0]) if keys else 0)

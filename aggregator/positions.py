@@ -1,14 +1,17 @@
-"""Replay stage of an apply: per partition, keep the events above its (seq, idx) watermark.
+"""Replay stage of an apply: per partition and source, keep the events above its watermark.
 
-First of the four stages of `Store.apply` (admit → fold → columns → writes). Events at or
-below the watermark were counted before (a replay after a crash, a duplicate): dropping
-them here, before anything is folded, is what makes re-applying a batch change nothing.
+First stage of `Store.apply` (admit → dedup → fold → columns → writes). Events at or below
+the (seq, idx) watermark of their (partition, source) were counted before (a replay after
+a crash, a duplicate): dropping them here, before anything is folded, is what makes
+re-applying a batch change nothing. Watermarks are per source because a relay seq
+(~3·10^10), a Jetstream v2 seq and a v1 time_us are different number spaces: comparing
+two of them would drop new events or keep old ones. The Kafka offset stays per partition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas import Event
 
@@ -16,12 +19,10 @@ Watermark = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
-class Position:
-    """Where a partition stands: next offset to read, the highest (seq, idx) applied (the
-    replay watermark) and the firehose seq committed (events and position markers)."""
+class SourcePosition:
+    """Where one source stands in a partition: the highest (seq, idx) applied (the replay
+    watermark) and the seq committed (events and position markers)."""
 
-    partition: str
-    next_offset: int | None
     seq: int | None
     idx: int | None
     committed: int | None = None
@@ -32,35 +33,67 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class Position:
+    """Where a partition stands: next offset to read, and each source's position in it."""
+
+    partition: str
+    next_offset: int | None
+    sources: Mapping[str, SourcePosition] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionBatch:
     events: Sequence[Event]
     next_offset: int | None = None
-    mark: int | None = None  # the highest position marker read with these events
+    marks: Mapping[str, int] = field(default_factory=dict)  # source -> highest position marker read
 
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """The new events of one apply (partition by partition) and where each partition ends."""
+    """The new events of one apply (partition by partition) and where each partition ends.
+
+    `keys` (the identity key of each event) and `duplicates` are filled by the dedup stage.
+    """
 
     events: list[Event]
     partitions: list[str]  # the partition of each event
     positions: dict[str, Position]
     replayed: int
+    keys: list[int] = field(default_factory=list)
+    duplicates: int = 0
 
 
 def drop_replayed(
-    events: Sequence[Event], watermark: Watermark | None
-) -> tuple[list[Event], int, Watermark | None]:
-    """(kept, dropped, new watermark): keeps events strictly above the running (seq, idx) max."""
+    events: Sequence[Event], watermarks: Mapping[str, Watermark]
+) -> tuple[list[Event], int, dict[str, Watermark]]:
+    """(kept, dropped, new watermarks): keeps events strictly above their source's running
+    (seq, idx) max."""
     kept: list[Event] = []
-    high = watermark
+    high = dict(watermarks)
     for event in events:
         key = (event.seq, event.idx)
-        if high is not None and key <= high:
+        mark = high.get(event.source)
+        if mark is not None and key <= mark:
             continue
         kept.append(event)
-        high = key
+        high[event.source] = key
     return kept, len(events) - len(kept), high
+
+
+def _advance(old: Position | None, name: str, batch: PartitionBatch) -> tuple[list[Event], int, Position]:
+    before = old.sources if old is not None else {}
+    marks = {s: w for s, p in before.items() if (w := p.watermark) is not None}
+    kept, dropped, high = drop_replayed(batch.events, marks)
+    sources = dict(before)
+    for source in high.keys() | batch.marks.keys():
+        prior = before.get(source, SourcePosition(None, None))
+        seq, idx = high.get(source, (None, None))
+        reached = [v for v in (prior.committed, prior.seq, seq, batch.marks.get(source)) if v is not None]
+        sources[source] = SourcePosition(seq, idx, max(reached, default=None))
+    offset = batch.next_offset
+    if offset is None and old is not None:
+        offset = old.next_offset
+    return kept, dropped, Position(name, offset, sources)
 
 
 def admit(batches: Mapping[str, PartitionBatch], positions: Mapping[str, Position]) -> Admitted:
@@ -70,16 +103,8 @@ def admit(batches: Mapping[str, PartitionBatch], positions: Mapping[str, Positio
     after: dict[str, Position] = {}
     replayed = 0
     for name, batch in batches.items():
-        old = positions.get(name)
-        kept, dropped, high = drop_replayed(batch.events, old.watermark if old else None)
+        kept, dropped, after[name] = _advance(positions.get(name), name, batch)
         events.extend(kept)
         partitions.extend([name] * len(kept))
         replayed += dropped
-        offset = batch.next_offset
-        if offset is None and old is not None:
-            offset = old.next_offset
-        seq, idx = high if high is not None else (None, None)
-        before = (old.committed, old.seq) if old is not None else (None, None)
-        reached = [v for v in (*before, seq, batch.mark) if v is not None]
-        after[name] = Position(name, offset, seq, idx, max(reached, default=None))
     return Admitted(events, partitions, after, replayed)

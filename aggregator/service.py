@@ -37,7 +37,7 @@ class Aggregator:
         self.store = store
         self.source = source
         self.stats = stats or AggregatorStats()
-        self.stats.last_seq = store.committed_seq()
+        self.stats.last_seq = store.committed_seqs()
         self.snapshot_path = snapshot_path
         self.snapshot_interval = snapshot_interval
         self.maintenance_interval = maintenance_interval
@@ -72,7 +72,7 @@ class Aggregator:
     async def apply(self, batch: SourceBatch) -> int:
         partitions = {
             name: PartitionBatch(
-                batch.events.get(name, ()), batch.next_offsets.get(name), batch.marks.get(name)
+                batch.events.get(name, ()), batch.next_offsets.get(name), batch.marks.get(name, {})
             )
             for name in batch.events.keys() | batch.next_offsets.keys() | batch.marks.keys()
         }

@@ -1,18 +1,20 @@
 """Aggregator store: the DuckDB file, its schema, and `apply` — one transaction per batch.
 
-Invariant 3: the event log rows, the grouped counter deltas and each partition's position
-(next offset and highest (seq, idx)) commit together. `apply` is four stages, each module
-entered once: admit (positions: drop replays) → fold (times parsed, deltas) → columns
-(Arrow tables) → writes (one transaction); a failed transaction rolls back and raises,
-and the caller does not advance.
+Invariant 3: the event log rows, the grouped counter deltas, the identity keys and each
+partition's position (next offset; per source highest (seq, idx) and committed seq) commit
+together. `apply` is five stages, each module entered once: admit (positions: drop
+replays) → dedup (identity: drop what another source already gave) → fold (times parsed,
+deltas) → columns (Arrow tables) → writes (one transaction); a failed transaction rolls
+back and raises, and the caller does not advance.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,18 +23,23 @@ from typing import Any, Self
 import duckdb
 import pyarrow as pa
 
+from aggregator import appview_sql
+from aggregator.appview_sql import PostSnapshot, PostsRecorded, ProfileSnapshot
 from aggregator.columns import batch_tables
 from aggregator.errors import StoreError, lock_held
 from aggregator.fold import plan
+from aggregator.identity import DEDUP_HOURS, backfill, drop_known
 from aggregator.maintenance import MaintenanceResult, run_maintenance
-from aggregator.positions import PartitionBatch, Position, admit
+from aggregator.positions import PartitionBatch, Position, SourcePosition, admit
 from aggregator.schema_sql import migrate
 from aggregator.snapshot import write_snapshot
 from aggregator.views import VIEWS
 from aggregator.writes import FOLLOWERS_SQL, REGISTRY_SQL, write_batch
 from schemas.accounts import Account
 
-__all__ = ["ApplyResult", "PartitionBatch", "Position", "Store"]
+log = logging.getLogger(__name__)
+
+__all__ = ["ApplyResult", "PartitionBatch", "Position", "SourcePosition", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,7 @@ class ApplyResult:
     applied: int
     replayed: int
     bad_times: int
+    duplicates: int  # dropped by identity: applied before from another source
     positions: dict[str, Position]
     newest_event: datetime | None
 
@@ -47,14 +55,18 @@ class ApplyResult:
 class Store:
     """The single writer of a DuckDB store file; its methods serialize on one lock."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, retention_days: int) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, retention_days: int, dedup_hours: int = DEDUP_HOURS
+    ) -> None:
         self._con = con
         self._spawn = con.cursor()  # only ever used to hand out reader cursors
         self._lock = threading.RLock()  # one statement at a time on _con, whatever thread calls
         self._spawn_lock = threading.Lock()
         self.path = path
         self.retention = timedelta(days=retention_days)
+        self.dedup = timedelta(hours=dedup_hours)
         self._positions = self._load_positions()
+        self._keyed = len(sources_applied(self._positions.values())) > 1  # see aggregator/identity.py
         self._known = {str(r[0]) for r in con.execute("SELECT did FROM accounts").fetchall()}
 
     @classmethod
@@ -63,6 +75,7 @@ class Store:
         path: str | Path,
         *,
         retention_days: int = 90,
+        dedup_hours: int = DEDUP_HOURS,
         memory_limit: str = "192MB",
         threads: int = 1,
         checkpoint_threshold: str = "64MB",
@@ -88,7 +101,7 @@ class Store:
             migrate(con, str(path))
             for view in VIEWS:
                 con.execute(view)
-            return cls(con, path, retention_days)
+            return cls(con, path, retention_days, dedup_hours)
         except duckdb.Error as exc:
             con.close()
             raise StoreError(f"{path}: unusable store: {exc}") from exc
@@ -111,20 +124,30 @@ class Store:
         """Committed positions by partition (where consumers resume); never waits on a write."""
         return dict(self._positions)
 
-    def committed_seq(self) -> int | None:
-        """The furthest firehose seq committed on any partition (bluepulse_aggregator_last_seq)."""
-        return max((p.committed for p in self._positions.values() if p.committed is not None), default=None)
+    def committed_seqs(self) -> dict[str, int]:
+        """Per source, the furthest seq committed on any partition (bluepulse_aggregator_last_seq)."""
+        return committed_by_source(self._positions.values())
 
     def _load_positions(self) -> dict[str, Position]:
-        rows = self._con.execute(
-            "SELECT partition, next_offset, seq, idx, committed_seq FROM positions"
-        ).fetchall()
-        return {r[0]: Position(*r) for r in rows}
+        sources: dict[str, dict[str, SourcePosition]] = {}
+        for partition, source, *values in self._con.execute(
+            "SELECT partition, source, seq, idx, committed_seq FROM source_positions ORDER BY ALL"
+        ).fetchall():
+            sources.setdefault(partition, {})[source] = SourcePosition(*values)
+        rows = self._con.execute("SELECT partition, next_offset FROM positions").fetchall()
+        return {name: Position(name, offset, sources.get(name, {})) for name, offset in rows}
 
     def apply(self, batches: Mapping[str, PartitionBatch]) -> ApplyResult:
         """Apply the batches of several partitions in one transaction (see module doc)."""
         with self._lock:
             admitted = admit(batches, self._positions)
+            if (
+                not self._keyed
+                and len(sources_applied(admitted.positions.values(), self._positions.values())) > 1
+            ):
+                self._start_keys()
+            if self._keyed:
+                admitted = drop_known(admitted, self._known_keys)
             batch_plan = plan(admitted, ingested_us=time.time_ns() // 1_000, seen=self._seen_posts)
             tables = batch_tables(batch_plan, self._known)
             self._transaction(lambda: write_batch(self._con, tables))
@@ -133,10 +156,30 @@ class Store:
         return ApplyResult(
             applied=len(admitted.events),
             replayed=admitted.replayed,
+            duplicates=admitted.duplicates,
             bad_times=batch_plan.deltas.bad_times,
             positions=admitted.positions,
             newest_event=batch_plan.newest_event,
         )
+
+    def _start_keys(self) -> None:
+        """A second source gives events: from now on every event is keyed (identity.py)."""
+        hours = int(self.dedup.total_seconds() // 3600)
+        started = time.perf_counter()
+        count: list[int] = []
+        self._transaction(lambda: count.append(backfill(self._con, hours)))
+        self._keyed = True
+        took = time.perf_counter() - started
+        log.info("second firehose source: %d identity keys of the last %d h in %.1fs", count[0], hours, took)
+
+    def _known_keys(self, keys: list[int]) -> set[int]:
+        """Which of these identity keys the store holds: one anti-join for the batch."""
+        self._con.register("batch_keys", pa.table({"key": pa.array(keys, pa.int64())}))
+        try:
+            rows = self._con.execute("SELECT key FROM batch_keys SEMI JOIN event_keys USING (key)")
+            return {int(r[0]) for r in rows.fetchall()}
+        finally:
+            self._con.unregister("batch_keys")
 
     def _seen_posts(self, uris: set[str]) -> set[str]:
         """Which of these posts the store has (created before this batch)."""
@@ -178,6 +221,18 @@ class Store:
         self._with_table("baseline", table, FOLLOWERS_SQL)
         self._known.update(followers)
 
+    def record_profiles(self, profiles: Sequence[ProfileSnapshot], at: datetime) -> None:
+        """Follower history and handle / name changes read from the AppView (appview_sql.py)."""
+        table = appview_sql.profiles_table(profiles)
+        self._transaction(lambda: appview_sql.write_profiles(self._con, table, at))
+
+    def record_posts(self, posts: Sequence[PostSnapshot], at: datetime) -> PostsRecorded:
+        """Posts and their AppView counts at `at`, with the live counts of now (appview_sql.py)."""
+        table = appview_sql.posts_table(posts)
+        result: list[PostsRecorded] = []
+        self._transaction(lambda: result.append(appview_sql.write_posts(self._con, table, at)))
+        return result[0]
+
     def _with_table(self, name: str, table: pa.Table, sql: str) -> None:
         def work() -> None:
             self._con.register(name, table)
@@ -201,14 +256,15 @@ class Store:
         hour_keep: timedelta = timedelta(days=8),
         post_minutes_keep: timedelta = timedelta(hours=24),
     ) -> MaintenanceResult:
-        """Roll minute buckets up to hours and hours to days; prune events past retention."""
+        """Roll minute buckets up to hours and hours to days; prune events past retention and
+        identity keys past `dedup_hours`."""
         now = self.clock()
         if now is None:
             return MaintenanceResult(0, 0, 0, 0)
         result: list[MaintenanceResult] = []
         self._transaction(lambda: result.append(run_maintenance(
             self._con, now, minute_keep=minute_keep, hour_keep=hour_keep,
-            retention=self.retention, post_minutes_keep=post_minutes_keep,
+            retention=self.retention, post_minutes_keep=post_minutes_keep, dedup=self.dedup,
         )))  # fmt: skip
         return result[0]
 
@@ -234,3 +290,18 @@ class Store:
         """
         with self._spawn_lock:
             return self._spawn.cursor()
+
+
+def sources_applied(*positions: Iterable[Position]) -> set[str]:
+    """The sources that gave events (a position marker alone gives none)."""
+    return {s for group in positions for p in group for s, at in p.sources.items() if at.seq is not None}
+
+
+def committed_by_source(positions: Iterable[Position]) -> dict[str, int]:
+    """The highest committed seq of each source over the partitions."""
+    out: dict[str, int] = {}
+    for position in positions:
+        for source, at in position.sources.items():
+            if at.committed is not None:
+                out[source] = max(out.get(source, at.committed), at.committed)
+    return out

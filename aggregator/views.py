@@ -25,6 +25,14 @@ def _rate(interactions: str) -> str:
     return f"({interactions})::DOUBLE / nullif(a.followers, 0) AS interaction_rate"
 
 
+# The accounts with their latest follower snapshot (accounts refresh, followers_history);
+# the accounts file's baseline where no snapshot exists yet.
+_ACCOUNTS_NOW: Final = """CREATE OR REPLACE VIEW accounts_now AS
+WITH s AS (SELECT did, arg_max(followers, time) AS followers, max(time) AS followers_time
+    FROM followers_history WHERE followers IS NOT NULL GROUP BY did)
+SELECT a.* REPLACE (coalesce(s.followers, a.followers) AS followers), s.followers_time
+FROM accounts a LEFT JOIN s ON s.did = a.did"""
+
 _ACCOUNT_BUCKETS: Final = """CREATE OR REPLACE VIEW account_buckets AS
 SELECT 'minute' AS level, * FROM account_minutes
 UNION ALL SELECT 'hour' AS level, * FROM account_hours
@@ -37,7 +45,7 @@ WITH c AS (SELECT b.did, {_SUMS} FROM account_buckets b GROUP BY b.did)
 SELECT a.did, a.handle, a.name, {_coalesced("c.", VIEW_LEADING)}, {_coalesced("c.", VIEW_TRAILING)},
     coalesce({_INTERACTIONS.format(p="c.")}, 0)::BIGINT AS interactions,
     a.category, a.region, a.followers, a.active, a.status
-FROM accounts a LEFT JOIN c ON c.did = a.did"""
+FROM accounts_now a LEFT JOIN c ON c.did = a.did"""
 
 _SPANS: Final = ", ".join(
     f"('{name}', INTERVAL {span}, {order})" for order, (name, span) in enumerate(WINDOWS.items())
@@ -53,7 +61,7 @@ sums AS (
 w AS (
     SELECT a.did, s.name, s.ord, a.followers, n.now - s.span AS window_start,
         n.now AS window_end, {_coalesced("x.", ACCOUNT_COUNTERS)}
-    FROM accounts a CROSS JOIN spans s CROSS JOIN n
+    FROM accounts_now a CROSS JOIN spans s CROSS JOIN n
     LEFT JOIN sums x ON x.did = a.did AND x.name = s.name)
 SELECT a.did, a.name AS "window", {", ".join("a." + c for c in VIEW_LEADING)},
     {_INTERACTIONS.format(p="a.")} AS interactions, {", ".join("a." + c for c in VIEW_TRAILING)},
@@ -68,18 +76,25 @@ _POST_BUCKETS: Final = """CREATE OR REPLACE VIEW post_buckets AS
 SELECT 'minute' AS level, * FROM post_minutes
 UNION ALL SELECT 'day' AS level, * FROM post_days"""
 
+# a post's engagement: live counts, or, once the AppView was read for it (backfill), its
+# snapshot S at T plus what the store counted live since T (live now - L, L counted at T)
+_COMBINED: Final = ", ".join(
+    f"CASE WHEN s.uri IS NULL THEN l.{n} ELSE s.{n} + l.{n} - s.live_{n} END AS {n}" for n in POST_COUNTERS
+)
 _TOP_POSTS: Final = f"""CREATE OR REPLACE VIEW top_posts AS
 WITH k AS (SELECT m.uri, any_value(m.did) AS did, {_POST_SUMS}, max(m.bucket) AS last_bucket
     FROM post_buckets m GROUP BY m.uri),
-c AS (
+l AS (
     SELECT coalesce(k.uri, p.uri) AS uri, coalesce(k.did, p.did) AS did,
         coalesce(k.likes, 0) AS likes, coalesce(k.reposts, 0) AS reposts,
         coalesce(k.replies, 0) AS replies, coalesce(k.quotes, 0) AS quotes, k.last_bucket
-    FROM k FULL JOIN posts p ON p.uri = k.uri)
+    FROM k FULL JOIN posts p ON p.uri = k.uri),
+c AS (SELECT l.uri, l.did, {_COMBINED}, l.last_bucket, s.time AS snapshot_time
+    FROM l LEFT JOIN post_snapshots s ON s.uri = l.uri)
 SELECT c.uri, c.did, p.created_at, p.text, c.likes, c.reposts, c.replies, c.quotes,
     {_POST_INTERACTIONS} AS interactions, {_rate(_POST_INTERACTIONS)},
-    a.handle, coalesce(p.deleted, false) AS deleted, c.last_bucket
-FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts a ON a.did = c.did
+    a.handle, coalesce(p.deleted, false) AS deleted, c.last_bucket, c.snapshot_time
+FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts_now a ON a.did = c.did
 ORDER BY interactions DESC, c.uri"""
 
 _HOT_POSTS: Final = f"""CREATE OR REPLACE VIEW hot_posts AS
@@ -91,8 +106,16 @@ c AS (
     GROUP BY m.uri, m.did)
 SELECT c.uri, c.did, p.created_at, p.text, c.likes, c.reposts, c.replies, c.quotes,
     {_POST_INTERACTIONS} AS interactions, {_rate(_POST_INTERACTIONS)}, a.handle
-FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts a ON a.did = c.did
+FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts_now a ON a.did = c.did
 WHERE {_POST_INTERACTIONS} > 0  -- a post whose hour was only un-likes is not "hot"
 ORDER BY interactions DESC, c.uri"""
 
-VIEWS: Final = (_ACCOUNT_BUCKETS, _ACCOUNT_TOTALS, _ACCOUNT_WINDOW, _POST_BUCKETS, _TOP_POSTS, _HOT_POSTS)
+VIEWS: Final = (
+    _ACCOUNTS_NOW,
+    _ACCOUNT_BUCKETS,
+    _ACCOUNT_TOTALS,
+    _ACCOUNT_WINDOW,
+    _POST_BUCKETS,
+    _TOP_POSTS,
+    _HOT_POSTS,
+)

@@ -1,6 +1,6 @@
 """Writes stage of an apply: each target gets one grouped INSERT … SELECT from Arrow.
 
-Last of the four stages of `Store.apply` (admit → fold → columns → writes). The caller
+Last of the five stages of `Store.apply` (admit → dedup → fold → columns → writes). The caller
 holds the transaction; every function here only issues statements, so a failure anywhere
 rolls back the events, the counters and the positions together (invariant 3: a replay
 never counts twice, a failure never advances).
@@ -44,7 +44,7 @@ HANDLES_SQL: Final = (
     "INSERT INTO handle_history BY NAME SELECT * FROM batch_handles",
     """INSERT INTO accounts (did, handle, handle_changed_at)
     SELECT DISTINCT ON (did) did, lower(handle), time FROM batch_handles
-    WHERE handle IS NOT NULL ORDER BY did, seq DESC, idx DESC
+    WHERE handle IS NOT NULL ORDER BY did, time DESC, seq DESC, idx DESC
     ON CONFLICT (did) DO UPDATE SET handle = excluded.handle,
         handle_changed_at = excluded.handle_changed_at""",
 )
@@ -53,17 +53,21 @@ STATUSES_SQL: Final = (
     "INSERT INTO status_history BY NAME SELECT * FROM batch_statuses",
     """INSERT INTO accounts (did, active, status, status_changed_at)
     SELECT DISTINCT ON (did) did, active, status, time FROM batch_statuses
-    ORDER BY did, seq DESC, idx DESC
+    ORDER BY did, time DESC, seq DESC, idx DESC
     ON CONFLICT (did) DO UPDATE SET active = excluded.active, status = excluded.status,
         status_changed_at = excluded.status_changed_at""",
 )
 
-POSITION_SQL: Final = """INSERT INTO positions (partition, next_offset, seq, idx, committed_seq)
-VALUES ($1, $2, $3, $4, $5)
+POSITION_SQL: Final = """INSERT INTO positions (partition, next_offset) VALUES ($1, $2)
 ON CONFLICT (partition) DO UPDATE SET
-    next_offset = coalesce(excluded.next_offset, positions.next_offset),
-    seq = coalesce(excluded.seq, positions.seq), idx = coalesce(excluded.idx, positions.idx),
-    committed_seq = greatest(excluded.committed_seq, positions.committed_seq)"""
+    next_offset = coalesce(excluded.next_offset, positions.next_offset)"""
+SOURCE_POSITION_SQL: Final = """INSERT INTO source_positions
+    (partition, source, seq, idx, committed_seq) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (partition, source) DO UPDATE SET
+    seq = coalesce(excluded.seq, source_positions.seq),
+    idx = coalesce(excluded.idx, source_positions.idx),
+    committed_seq = greatest(excluded.committed_seq, source_positions.committed_seq)"""
+KEYS_SQL: Final = "INSERT INTO event_keys SELECT key, time FROM batch_keys"
 
 REGISTRY_SQL: Final = """INSERT INTO accounts BY NAME SELECT * FROM registry
 ON CONFLICT (did) DO UPDATE SET name = excluded.name, category = excluded.category,
@@ -102,7 +106,11 @@ def write_batch(con: duckdb.DuckDBPyConnection, t: BatchTables) -> None:
         _run(con, "batch_handles", t.handles, *HANDLES_SQL)
     if t.statuses is not None:
         _run(con, "batch_statuses", t.statuses, *STATUSES_SQL)
-    for position in t.positions:
-        con.execute(POSITION_SQL, list(position))
+    if t.keys is not None:
+        _run(con, "batch_keys", t.keys, KEYS_SQL)
+    for offset in t.offsets:
+        con.execute(POSITION_SQL, list(offset))
+    for position in t.source_positions:
+        con.execute(SOURCE_POSITION_SQL, list(position))
     if t.newest_event is not None:
         con.execute(CLOCK_SQL, [t.newest_event])

@@ -4,7 +4,10 @@ Generates realistic events for N tracked accounts over one hour of firehose time
 them in batches (metrics updated per batch, as the aggregator does), and prints the rate,
 the baseline rate measured in the same run, RSS at start/middle/end, and snapshot times.
 
-    .venv/bin/python bench/aggregator.py [--events 500000] [--accounts 65] [--batch 5000]
+    .venv/bin/python bench/aggregator.py [--events 500000] [--accounts 65] [--batch 5000] [--two-sources]
+
+`--two-sources`: the store first gets one event from a Jetstream source, so every batch
+pays the cross-source dedup (identity keys, one lookup, key insert: aggregator/identity.py).
 """
 
 from __future__ import annotations
@@ -109,13 +112,28 @@ class StoreFigures:
     latencies: list[float] = field(default_factory=list)
 
 
-def bench_store(path: Path, gen: Generator, batch: int) -> StoreFigures:
+def bench_store(path: Path, gen: Generator, batch: int, *, two_sources: bool = False) -> StoreFigures:
     """Apply generated batches (generation time excluded), metrics updated per batch."""
     registry = CollectorRegistry()
     applied = Counter("bluepulse_aggregator_events_applied_total", "", registry=registry)
     latency = Histogram("bluepulse_aggregator_batch_seconds", "", registry=registry)
     figures = StoreFigures()
     with Store.open(path) as store:
+        if two_sources:  # untimed: the switch itself (keys of the event log, none here)
+            actor, subject = gen.others[0], gen.tracked[0]
+            other = Event(
+                seq=1,
+                idx=0,
+                kind=Kind.FOLLOW,
+                action=Action.CREATE,
+                direction=Direction.TO,
+                subject_did=subject,
+                actor_did=actor,
+                time="2026-07-04T13:59:59Z",
+                uri=f"at://{actor}/app.bsky.graph.follow/1",
+                source="jetstream2@bench",
+            )
+            store.apply({"bluepulse.events/0": PartitionBatch([other])})
         figures.rss.append(rss_mb())
         for n, offset in enumerate(range(0, gen.count, batch)):
             chunk = gen.batch(offset, batch)
@@ -158,14 +176,17 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=65)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--baseline-events", type=int, default=3_000)
+    parser.add_argument("--two-sources", action="store_true", help="every batch deduplicated by identity")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = bench_store(Path(tmp, "store.duckdb"), Generator(args.events, args.accounts), args.batch)
+        gen = Generator(args.events, args.accounts)
+        store = bench_store(Path(tmp, "store.duckdb"), gen, args.batch, two_sources=args.two_sources)
         sample = Generator(args.baseline_events, args.accounts).batch(0, args.baseline_events)
         base = bench_executemany(Path(tmp, "base.duckdb"), sample)
         copy_s, size = bench_snapshots(Path(tmp, "store.duckdb"))
     lat = sorted(store.latencies)
-    print(f"events={args.events} accounts={args.accounts} batch={args.batch}")
+    sources = " two-sources" if args.two_sources else ""
+    print(f"events={args.events} accounts={args.accounts} batch={args.batch}{sources}")
     print(f"store.apply       : {store.rate:>10,.0f} events/s (Arrow + grouped upserts, metrics)")
     print(f"executemany insert: {base:>10,.0f} events/s ({args.baseline_events} rows, log only)")
     print(f"ratio             : {store.rate / base:>10.1f}x")

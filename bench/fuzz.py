@@ -81,7 +81,7 @@ class CountingPublisher:
     async def publish(self, events: Sequence[Event]) -> None:
         self.events += len(events)
 
-    async def mark(self, seq: int) -> None:
+    async def mark(self, seq: int, source: str = "relay") -> None:
         return None
 
     async def flush(self) -> None:

@@ -58,7 +58,7 @@ class Discard:
     async def publish(self, events: Sequence[Event]) -> None:
         return None
 
-    async def mark(self, seq: int) -> None:
+    async def mark(self, seq: int, source: str = "relay") -> None:
         return None
 
     async def flush(self) -> None:

@@ -75,8 +75,9 @@ LATENCY_TARGET_S: Final = 1.0
 RATIO_TARGET: Final = 0.5
 STOP_TIMEOUT_S: Final = 30.0
 MODES: Final = ("embedded", "kafka")
+LAST_SEQ: Final = 'bluepulse_aggregator_last_seq{source="relay"}'
 WANTED: Final = (
-    "bluepulse_aggregator_last_seq",
+    LAST_SEQ,
     "bluepulse_aggregator_events_applied_total",
     "bluepulse_aggregator_batches_total",
     "bluepulse_aggregator_batch_seconds_total",
@@ -232,7 +233,7 @@ class _Counting:
         self.seqs.append(events[0].seq)
         self.cumulative.append(self.total)
 
-    async def mark(self, seq: int) -> None:
+    async def mark(self, seq: int, source: str = "relay") -> None:
         return None
 
     async def flush(self) -> None:
@@ -319,7 +320,7 @@ class Scrape:
 
     @property
     def last_seq(self) -> int:
-        return int(self.get("bluepulse_aggregator_last_seq"))
+        return int(self.get(LAST_SEQ))
 
     @property
     def applied(self) -> int:

@@ -27,7 +27,7 @@ Lag = Callable[[], Mapping[str, int]]  # messages behind, per partition (Kafka o
 def open_store(config: AggregatorAppSettings, accounts: Sequence[Account]) -> Store:
     """The DuckDB store, with the registry's view of the accounts (labels, names)."""
     config.db.parent.mkdir(parents=True, exist_ok=True)
-    store = Store.open(config.db, retention_days=int(config.retention_days))
+    store = Store.open(config.db, retention_days=int(config.retention_days), dedup_hours=config.dedup_hours)
     store.upsert_accounts(accounts)
     known = {a.did: a.followers for a in accounts if a.followers is not None}
     if known:

@@ -19,9 +19,12 @@ from bluepulse.config import (
     AccountsConfig,
     AggregatorConfig,
     AnyConfig,
+    BackfillConfig,
     DemoConfig,
+    JetstreamEmulatorConfig,
     RecordConfig,
     RelayConfig,
+    ReportConfig,
     RunConfig,
     SqlConfig,
     StreamerConfig,
@@ -53,14 +56,26 @@ def start(config: AnyConfig) -> Outcome:
             from bluepulse import accounts_app
 
             return accounts_app.main(config)
+        case BackfillConfig():
+            from bluepulse import backfill_app
+
+            return backfill_app.main(config)
         case SqlConfig():
             from bluepulse import sql_app
 
             return sql_app.main(config)
+        case ReportConfig():
+            from bluepulse import report_app
+
+            return report_app.main(config)
         case RelayConfig():
             from bluepulse import relay_app
 
             return relay_app.main_relay(config)
+        case JetstreamEmulatorConfig():
+            from bluepulse import jetstream_app
+
+            return jetstream_app.main(config)
         case RecordConfig():
             from bluepulse import relay_app
 

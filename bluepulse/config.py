@@ -9,14 +9,26 @@ a new setting (Jetstream, AppView, report) is one `setting(...)` line in its gro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Final
 
 from bluepulse import parsers as p
 from bluepulse.errors import ConfigError
-from bluepulse.options import Config, Option, argument, collect, readme_table, resolve_into, setting
+from bluepulse.options import (
+    Config,
+    Option,
+    argument,
+    arguments,
+    collect,
+    readme_table,
+    resolve_into,
+    setting,
+)
+from report import periods
 
 __all__ = ["OPTIONS", "SETTINGS", "Config", "ConfigError", "Option", "resolve"]
 
@@ -28,6 +40,24 @@ class SourceSettings:
     """Where the firehose comes from."""
 
     relay: str = setting("wss://bsky.network", p.url, "relay base URL (ws://, wss://, http:// or https://)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JetstreamSettings:
+    """Jetstream instead of the relay (streamer/jetstream_source.py)."""
+
+    jetstream: str | None = setting(
+        None,
+        p.optional(p.url),
+        "read Jetstream instead of the relay: ws(s)://host[:port] = v2 (e.g. "
+        "wss://jetstream2.us-east.bsky.network), a URL ending in /subscribe = v1; excludes --relay",
+        unset="the relay",
+    )
+    jetstream_compress: str = setting(
+        "on",
+        p.choice("on", "off"),
+        "Jetstream v2 dict-zstd compression: on or off (off: plain JSON, to debug)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +103,12 @@ class AggregatorSettings:
 
     batch_events: int = setting(5_000, p.positive_int, "events per DuckDB transaction, at most")
     retention_days: float = setting(90.0, p.positive, "days of event log kept")
+    dedup_hours: int = setting(
+        96,
+        p.positive_int,
+        "hours an applied event is remembered by identity (no double count when "
+        "switching relay ↔ Jetstream; more than the 72 h of the longest cursor retention)",
+    )
     snapshot_interval: float = setting(10.0, p.positive, "seconds between SQL snapshots")
 
 
@@ -152,8 +188,122 @@ class SqlSettings:
 class AccountsActionSettings:
     action: str = argument(
         "list",
-        "list: print the accounts (see --format); check: validate the file, exit 0 or 2",
-        choices=("list", "check"),
+        "list: print the accounts (see --format); check: validate the file, exit 0 or 2; "
+        "add HANDLE…: look accounts up on the AppView and add them to the file; discover QUERY…: "
+        "search the AppView for candidates; refresh: re-read profiles (file, store, follower history)",
+        choices=("list", "check", "add", "discover", "refresh"),
+    )
+    targets: tuple[str, ...] = arguments(
+        "add: handles, @handles, bsky.app profile URLs or DIDs; discover: search words"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppViewSettings:
+    """Bluesky's public read API (appview/): accounts, profiles, past posts."""
+
+    appview: str = setting(
+        "https://public.api.bsky.app", p.http_url, "AppView base URL (public read API, no login)"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountsAddSettings:
+    """What `accounts add` / `discover --add` write into the accounts file."""
+
+    from_file: Path | None = setting(
+        None,
+        Path,
+        "accounts add: also read accounts pasted in this file (one or more a line; # comments)",
+        unset="none",
+    )
+    category: str | None = setting(
+        None, str, "accounts add / discover --add: category of the rows added", unset="empty"
+    )
+    region: str | None = setting(
+        None, str, "accounts add / discover --add: region of the rows added", unset="empty"
+    )
+    add: bool = setting(
+        False, p.boolean, "accounts discover: add the candidates to the accounts file", switch=True
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackfillSettings:
+    """The period `bluepulse backfill` reads from the AppView."""
+
+    start: datetime | None = setting(
+        None,
+        p.optional(p.moment),
+        "first day (or time, UTC) of the period",
+        unset="none: required",
+        flag="from",
+    )
+    end: datetime | None = setting(
+        None,
+        p.optional(p.end_moment),
+        "last day of the period, included (a time: excluded)",
+        unset="now",
+        flag="to",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveAppViewSettings:
+    """What `bluepulse run` reads from the AppView while it runs (one writer on the DuckDB file)."""
+
+    refresh_every: float = setting(
+        6 * 3600.0,
+        p.duration,
+        "profiles re-read (followers history) every DURATION: 90s, 30m, 6h, 1d; 0 = off",
+    )
+    backfill_from: datetime | None = setting(
+        None,
+        p.optional(p.moment),
+        "backfill the tracked accounts' posts since this date once at start, inside the process",
+        unset="no backfill",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportSettings:
+    """The barometer report (`bluepulse report`, report/): its period, audience and output."""
+
+    first_day: date | None = setting(
+        None,
+        p.optional(periods.day),
+        "report: first day of the period, included (with --to)",
+        unset="none: --from/--to, --quarter or --month",
+        flag="from",
+    )
+    last_day: date | None = setting(
+        None,
+        p.optional(periods.day),
+        "report: last day of the period, included (with --from)",
+        unset="none: --from/--to, --quarter or --month",
+        flag="to",
+    )
+    quarter: periods.Period | None = setting(
+        None, p.optional(periods.quarter), "report: a quarter, YYYYQN (2025Q1)", unset="none"
+    )
+    month: periods.Period | None = setting(
+        None, p.optional(periods.month), "report: a month, YYYY-MM (2025-03)", unset="none"
+    )
+    lang: str = setting("fr", p.choice("fr", "en"), "report language: fr or en (numbers, dates, text)")
+    category: str | None = setting(
+        None, str, "report: only the accounts of this category", unset="every account"
+    )
+    accounts: Path | None = setting(
+        None,
+        Path,
+        "report: the accounts to report on (names, categories, baseline followers)",
+        unset="the accounts the store knows",
+    )
+    out: Path | None = setting(
+        None,
+        Path,
+        "report: directory written (index.html, barometer.csv, top_posts.csv, charts)",
+        unset="none: required",
     )
 
 
@@ -173,7 +323,7 @@ class PortSettings:
         0,
         p.port,
         "port to bind (0 = any free)",
-        per_command={"demo": ("relay emulator port (0 = any free)", "0")},
+        per_command={"demo": ("relay (or --jetstream: Jetstream) emulator port (0 = any free)", "0")},
     )
 
 
@@ -181,6 +331,12 @@ class PortSettings:
 class DemoSettings:
     demo_rate: float = setting(300.0, p.positive, "frames/s the demo day is played at")
     demo_scale: float = setting(1.0, p.positive, "volume of the generated demo day")
+    jetstream: bool = setting(
+        False,
+        p.boolean,
+        "play the demo day through the built-in Jetstream emulator (v2, dict-zstd) instead of the relay one",
+        switch=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,13 +357,29 @@ class FaultSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecordSettings:
+class JetstreamServeSettings:
+    """What only the Jetstream emulator has (`bluepulse jetstream`)."""
+
+    floor: int | None = setting(
+        None,
+        p.optional(p.positive_int),
+        "retention floor seq: older v2 seq cursors get 400 CursorTooOld",
+        unset="everything served is retained",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitSettings:
     limit: int | None = setting(
         None,
         p.optional(p.positive_int),
-        "stop after N frames",
-        unset="no limit: until the relay closes or Ctrl-C",
+        "record: stop after N frames; accounts discover: the first N candidates (all queries together)",
+        unset="no limit (record: until the relay closes or Ctrl-C; discover: 25 per query)",
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordSettings:
     cursor: int | None = setting(
         None, p.optional(p.non_negative_int), "start cursor (relay seq)", unset="the live tip"
     )
@@ -229,7 +401,7 @@ class LogSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StreamerAppSettings(SourceSettings, TrackedSettings, StreamerSettings):
+class StreamerAppSettings(SourceSettings, JetstreamSettings, TrackedSettings, StreamerSettings):
     pass
 
 
@@ -243,7 +415,14 @@ class AggregatorAppSettings(TrackedSettings, StoreSettings, AggregatorSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig(
-    Config, StreamerAppSettings, AggregatorAppSettings, QueueSettings, MetricsSettings, LogSettings
+    Config,
+    StreamerAppSettings,
+    AggregatorAppSettings,
+    QueueSettings,
+    MetricsSettings,
+    AppViewSettings,
+    LiveAppViewSettings,
+    LogSettings,
 ):
     command = "run"
     summary = "single machine: relay → streamer → in-process queue → aggregator → DuckDB + /metrics"
@@ -284,9 +463,25 @@ class AggregatorConfig(
 
 
 @dataclass(frozen=True, kw_only=True)
-class AccountsConfig(Config, AccountsActionSettings, TrackedSettings, FormatSettings, LogSettings):
+class AccountsConfig(
+    Config,
+    AccountsActionSettings,
+    TrackedSettings,
+    AppViewSettings,
+    AccountsAddSettings,
+    LimitSettings,
+    StoreSettings,
+    FormatSettings,
+    LogSettings,
+):
     command = "accounts"
-    summary = "list or check the tracked accounts file"
+    summary = "list, check, add, discover or refresh the tracked accounts (add/discover/refresh: AppView)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackfillConfig(Config, BackfillSettings, TrackedSettings, AppViewSettings, StoreSettings, LogSettings):
+    command = "backfill"
+    summary = "store the tracked accounts' posts of a period with their AppView counts (DuckDB file)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,19 +491,41 @@ class SqlConfig(Config, SqlSettings, StoreSettings, FormatSettings, LogSettings)
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportConfig(Config, ReportSettings, StoreSettings, LogSettings):
+    command = "report"
+    summary = "the barometer report of a period: index.html (fr/en), barometer.csv, top_posts.csv, charts"
+
+
+@dataclass(frozen=True, kw_only=True)
 class RelayConfig(Config, CaptureSettings, PortSettings, FaultSettings, LogSettings):
     command = "relay"
     summary = "serve a capture file with the relay wire protocol (emulator)"
 
 
 @dataclass(frozen=True, kw_only=True)
-class RecordConfig(Config, SourceSettings, OutSettings, RecordSettings, LogSettings):
+class JetstreamEmulatorConfig(
+    Config, CaptureSettings, PortSettings, FaultSettings, JetstreamServeSettings, LogSettings
+):
+    command = "jetstream"
+    summary = "serve a capture file with the Jetstream v2 and v1 wire protocols (emulator)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordConfig(Config, SourceSettings, OutSettings, LimitSettings, RecordSettings, LogSettings):
     command = "record"
     summary = "capture a live firehose into a capture file"
 
 
 PipelineConfig = RunConfig | DemoConfig | StreamerConfig | AggregatorConfig  # the commands that write
-ToolConfig = AccountsConfig | SqlConfig | RelayConfig | RecordConfig
+ToolConfig = (
+    AccountsConfig
+    | BackfillConfig
+    | SqlConfig
+    | ReportConfig
+    | RelayConfig
+    | JetstreamEmulatorConfig
+    | RecordConfig
+)
 AnyConfig = PipelineConfig | ToolConfig
 COMMANDS: Final[tuple[type[AnyConfig], ...]] = (
     RunConfig,
@@ -316,8 +533,11 @@ COMMANDS: Final[tuple[type[AnyConfig], ...]] = (
     StreamerConfig,
     AggregatorConfig,
     AccountsConfig,
+    BackfillConfig,
     SqlConfig,
+    ReportConfig,
     RelayConfig,
+    JetstreamEmulatorConfig,
     RecordConfig,
 )
 BY_COMMAND: Final = {c.command: c for c in COMMANDS}
@@ -327,8 +547,16 @@ _KNOWN_ENV: Final = frozenset(o.env for o in OPTIONS)
 
 
 def resolve(command: str, flags: Mapping[str, object], environ: Mapping[str, str] | None = None) -> AnyConfig:
-    """The config of `command`: a flag (None = not given) beats BLUEPULSE_*, which beats the default."""
-    return resolve_into(BY_COMMAND[command], flags, environ, _KNOWN_ENV)
+    """The config of `command`: a flag (None = not given) beats BLUEPULSE_*, which beats the default.
+    `--jetstream` with an explicit `--relay` (flag or variable) is an error: which one to read?"""
+    config = resolve_into(BY_COMMAND[command], flags, environ, _KNOWN_ENV)
+    if isinstance(config, JetstreamSettings) and config.jetstream is not None:
+        env = os.environ if environ is None else environ
+        if flags.get("relay") is not None or "BLUEPULSE_RELAY" in env:
+            raise ConfigError(
+                "--relay and --jetstream (BLUEPULSE_RELAY, BLUEPULSE_JETSTREAM) exclude each other: give one"
+            )
+    return config
 
 
 def config_table() -> str:

@@ -20,7 +20,7 @@ from typing import Final, TextIO
 
 from bluepulse.errors import LockError
 
-__all__ = ["DIR_LOCK_NAME", "LockError", "dir_lock_path", "file_lock_path", "hold", "hold_all"]
+__all__ = ["DIR_LOCK_NAME", "LockError", "dir_lock_path", "file_lock_path", "hold", "hold_all", "hold_store"]
 
 DIR_LOCK_NAME: Final = "bluepulse.lock"
 
@@ -77,3 +77,14 @@ def hold_all(dirs: dict[str, Path], files: dict[str, Path]) -> Iterator[None]:
         for what, path in files.items():
             stack.enter_context(hold(file_lock_path(path), f"{what} {path}"))
         yield
+
+
+@contextmanager
+def hold_store(db: Path, hint: str) -> Iterator[Path]:
+    """Hold the DuckDB file's lock; a refusal names the holder and then `hint` (what to do instead)."""
+    with ExitStack() as stack:
+        try:
+            held = stack.enter_context(hold(file_lock_path(db), f"DuckDB store {db}"))
+        except LockError as exc:
+            raise LockError(f"{exc}; {hint}") from None
+        yield held

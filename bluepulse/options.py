@@ -40,6 +40,8 @@ class Spec:
     switch: bool = False  # `--loop`, no value (the env var still takes true/false)
     positional: bool = False  # `bluepulse sql QUERY`: an argument, no flag and no env var
     choices: tuple[str, ...] = ()
+    many: bool = False  # a positional taking any number of values (`accounts add HANDLE…`)
+    flag: str | None = None  # the flag's own name when the field's cannot be it (`--from`)
     # command → (help, default as shown) where a command uses the setting its own way
     per_command: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -53,9 +55,11 @@ def setting(
     secret: bool = False,
     switch: bool = False,
     per_command: Mapping[str, tuple[str, str]] | None = None,
+    flag: str | None = None,
 ) -> T:
-    """A field with a flag and a BLUEPULSE_* variable; typed as its default (see dataclasses.field)."""
-    spec = Spec(parse, help, next(_ORDER), unset, secret, switch, per_command=per_command or {})
+    """A field with a flag and a BLUEPULSE_* variable; typed as its default (see dataclasses.field).
+    `flag` names the option when the field name cannot (`--from` on the field `start`)."""
+    spec = Spec(parse, help, next(_ORDER), unset, secret, switch, per_command=per_command or {}, flag=flag)
     return field(default=default, metadata={SPEC: spec})
 
 
@@ -63,6 +67,12 @@ def argument(default: str, help: str, *, choices: tuple[str, ...] = ()) -> str:
     """A positional command-line argument (`accounts list`, `sql QUERY`): no env var."""
     spec = Spec(str, help, next(_ORDER), positional=True, choices=choices)
     return field(default=default, metadata={SPEC: spec})
+
+
+def arguments(help: str) -> tuple[str, ...]:
+    """Positional arguments after the others, any number of them (`accounts add A B C`)."""
+    spec = Spec(str, help, next(_ORDER), positional=True, many=True)
+    return field(default=(), metadata={SPEC: spec})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,11 +115,11 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + (self.spec.flag or self.name).replace("_", "-")
 
     @property
     def env(self) -> str:
-        return "BLUEPULSE_" + self.name.upper()
+        return "BLUEPULSE_" + (self.spec.flag or self.name).upper().replace("-", "_")
 
     @property
     def help(self) -> str:
@@ -129,12 +139,15 @@ class Option:
 
 
 def collect(configs: Collection[type[Config]]) -> tuple[Option, ...]:
-    """Every setting of `configs` once, in declaration order, with the commands that include it."""
-    found: dict[str, tuple[Field[object], list[str]]] = {}
+    """Every setting of `configs` once, in declaration order, with the commands that include it.
+
+    Two groups may declare the same name for disjoint commands (`--jetstream URL` on run and
+    streamer, the `--jetstream` switch of the demo): each is its own option, flag and row."""
+    found: dict[tuple[str, int], tuple[Field[object], list[str]]] = {}
     for config in configs:
         for name, f in _by_name(config):
-            found.setdefault(name, (f, []))[1].append(config.command)
-    options = [Option(name, f.default, spec_of(f), tuple(cmds)) for name, (f, cmds) in found.items()]
+            found.setdefault((name, id(spec_of(f))), (f, []))[1].append(config.command)
+    options = [Option(name, f.default, spec_of(f), tuple(cmds)) for (name, _), (f, cmds) in found.items()]
     return tuple(sorted(options, key=lambda o: o.spec.order))
 
 
@@ -151,7 +164,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, options: Collec
     """The command's positional arguments, then its flags, each help ending [ENV; default: …]."""
     mine = [o for o in options if command in o.commands]
     for o in (o for o in mine if o.spec.positional):
-        parser.add_argument(o.name, help=o.help, choices=list(o.spec.choices) or None)
+        if o.spec.many:
+            parser.add_argument(o.name, nargs="*", default=None, help=o.help, metavar=o.name.upper())
+        else:
+            parser.add_argument(o.name, help=o.help, choices=list(o.spec.choices) or None)
     for o in (o for o in mine if not o.spec.positional):
         text = o.spec.per_command.get(command, (o.help, ""))[0]
         help_text = f"{text} [{o.env}; default: {shown_default(o, command)}]"
@@ -186,6 +202,9 @@ def resolve_into(
             raw, origin = env[option.env], option.env
         if raw is None:
             continue  # the field's default
+        if spec.many:
+            values[name] = tuple(str(v) for v in raw) if isinstance(raw, list | tuple) else (str(raw),)
+            continue
         try:
             values[name] = spec.parse(str(raw))
         except ValueError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -103,3 +104,44 @@ def boolean(text: str) -> bool:
     if text.lower() in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("must be true or false")
+
+
+def http_url(text: str) -> str:
+    """An HTTP(S) base URL (the AppView): scheme and host required."""
+    value = url(text)
+    if urlsplit(value).scheme.lower() not in ("http", "https"):
+        raise ValueError("must be a URL starting with http:// or https://")
+    return value.rstrip("/")
+
+
+_UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `30m`, `6h` or `1d`; 0 means off."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    try:
+        seconds = float(value[:-1] if unit else value) * (unit or 1.0)
+    except ValueError:
+        raise ValueError("must be seconds or a duration such as 90s, 30m, 6h, 1d (0 = off)") from None
+    if not math.isfinite(seconds):
+        raise ValueError("must be a finite number")
+    if seconds < 0:
+        raise ValueError("must be 0 (off) or a positive duration such as 30m, 6h, 1d")
+    return seconds
+
+
+def moment(text: str) -> datetime:
+    """A date (`2025-01-01`, midnight UTC) or an ISO 8601 time (naive = UTC) → an aware datetime."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be a date (2025-01-01) or a time (2025-01-01T08:00:00Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def end_moment(text: str) -> datetime:
+    """An end: a bare date means the whole day (`--to 2025-03-31` ends at 2025-04-01 00:00 UTC)."""
+    value = moment(text)
+    return value + timedelta(days=1) if len(text.strip()) == 10 else value

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 async def main_relay(config: RelayConfig) -> int:
-    capture = _capture_file(config.capture)
+    capture = capture_file(config.capture, "relay")
     try:
         await serve_capture(
             capture,
@@ -42,9 +42,12 @@ async def main_relay(config: RelayConfig) -> int:
     return 0
 
 
-def _capture_file(path: Path | None) -> Path:
+def capture_file(path: Path | None, command: str) -> Path:
+    """`--capture` as a readable file, or the CommandError that says what is wrong with it."""
     if path is None:
-        raise CommandError("bluepulse relay needs --capture FILE (a capture written by `bluepulse record`)")
+        raise CommandError(
+            f"bluepulse {command} needs --capture FILE (a capture written by `bluepulse record`)"
+        )
     if path.is_dir():
         raise CommandError(f"--capture {path}: is a directory, not a capture file")
     if not path.exists():

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from aggregator.store import Store
 from bluepulse import transport_choice
 from bluepulse.aggregator_app import AggregatorApp, open_store
+from bluepulse.appview_jobs import AppViewJobs
 from bluepulse.config import RunConfig
 from bluepulse.process import hosting, supervised
 from bluepulse.streamer_app import StreamerApp
@@ -32,6 +33,7 @@ class Pipeline:
         self.streamer = StreamerApp.build(config, self.link.publisher, registry, supervisor)
         store = open_store(config, self.streamer.accounts())
         self.aggregator = AggregatorApp(config, store, self.link.source, registry, supervisor)
+        self.appview = AppViewJobs(config, store, supervisor)  # refresh and backfill (--appview)
 
     @property
     def store(self) -> Store:
@@ -40,11 +42,16 @@ class Pipeline:
     async def run(self) -> None:
         streaming = asyncio.create_task(self.streamer.stream())
         aggregating = asyncio.create_task(self.aggregator.run())
+        jobs = [asyncio.create_task(job) for job in self.appview.jobs()]
         try:
-            done, _ = await asyncio.wait({streaming, aggregating}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({streaming, aggregating, *jobs}, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # an aggregator failure surfaces here
         finally:
+            for job in jobs:  # they write through the store: stopped before it closes
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            await self.appview.close()
             await asyncio.shield(self._shutdown(streaming, aggregating))
 
     async def _shutdown(self, streaming: asyncio.Task[None], aggregating: asyncio.Task[None]) -> None:

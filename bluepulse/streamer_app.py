@@ -1,4 +1,7 @@
-"""The streamer app: relay source → streamer → a publisher, with its state, cursor and metrics.
+"""The streamer app: firehose source → streamer → a publisher, with its state, cursor and metrics.
+
+The source is the relay, or Jetstream with `--jetstream` (a JetstreamSource and the Jetstream
+wire); each source keeps its own cursor file (streamer/cursor.py).
 
 `bluepulse streamer` is this app alone on Kafka (or a JSONL file); `bluepulse run` joins it to
 the aggregator app by the in-process queue (`run_app`). Every exit ends with a checkpoint (flush,
@@ -18,12 +21,14 @@ from bluepulse import transport_choice
 from bluepulse.config import StreamerAppSettings, StreamerConfig
 from bluepulse.process import hosting, supervised
 from schemas.accounts import Account, load_accounts
-from streamer.cursor import CursorStore
+from streamer.cursor import V1, CursorStore, source_id, start_cursor
+from streamer.jetstream_source import JetstreamSource
 from streamer.publish import Publisher
 from streamer.service import Streamer
-from streamer.source import RelaySource
+from streamer.source import RelaySource, WebsocketSource
 from streamer.stats import StreamerCollector
 from streamer.tracked import StreamerState, TrackedAccounts
+from streamer.wire import JetstreamWire, RelayWire, Wire
 from transport.errors import TaskFailedError
 from transport.supervise import Supervisor
 
@@ -33,7 +38,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class StreamerApp:
     streamer: Streamer
-    source: RelaySource
+    source: WebsocketSource
     state: StreamerState
     checkpoint_interval: float
 
@@ -47,18 +52,33 @@ class StreamerApp:
     ) -> StreamerApp:
         """Fails fast (RegistryError, StateError) on a broken accounts file or state directory."""
         accounts = load_accounts(config.accounts)
-        cursor_store = CursorStore(config.state_dir)
+        source_name = source_id(config.jetstream)
+        cursor_store = CursorStore.for_source(config.state_dir, source_name)
         cursor_store.check_writable()
         state = StreamerState(config.state_dir)
         tracked = TrackedAccounts(accounts, state.handles())
+        source: WebsocketSource
+        wire: Wire
+        if config.jetstream is None:
+            source = RelaySource(config.relay, receive_timeout=config.receive_timeout)
+            wire = RelayWire()
+        else:
+            wire = JetstreamWire(
+                source_name, v1=source_name == V1, compress=config.jetstream_compress == "on"
+            )  # fmt: skip
+            source = JetstreamSource(
+                config.jetstream, inflater=wire.inflater, receive_timeout=config.receive_timeout
+            )
+        start = start_cursor(config.state_dir, source_name)
         streamer = Streamer(
-            tracked, state, cursor_store, publisher, supervisor=supervisor, remember_days=config.remember_days
-        )
+            tracked, state, cursor_store, publisher, supervisor=supervisor,
+            remember_days=config.remember_days, wire=wire, start_cursor=start,
+        )  # fmt: skip
         registry.register(StreamerCollector(streamer.stats))
-        source = RelaySource(config.relay, receive_timeout=config.receive_timeout)
         log.info(
-            "streamer ready relay=%s tracked=%d cursor=%s", config.relay, len(tracked), streamer.position()
-        )
+            "streamer ready source=%s url=%s tracked=%d cursor=%s",
+            source_name, source.base_url, len(tracked), streamer.position(),
+        )  # fmt: skip
         return cls(streamer, source, state, config.checkpoint_interval)
 
     def accounts(self) -> list[Account]:

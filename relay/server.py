@@ -12,12 +12,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from relay.capture import SeqTemplate, frame_seq, read_frames
 from relay.emulator import DEFAULT_RETENTION, PATH, RelayEmulator
 from relay.errors import CaptureError
 
-__all__ = ["DEFAULT_RETENTION", "PATH", "RelayEmulator", "play", "serve_capture"]
+__all__ = ["DEFAULT_RETENTION", "PATH", "RelayEmulator", "pace", "play", "serve_capture"]
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,44 @@ async def play(
     looping relay with no audience would only burn CPU).
     """
     window = _Window(frames)
+    return await pace(
+        emulator,
+        len(window.frames),
+        lambda i: _publish_one(emulator, window, i),
+        rate=rate,
+        loop=loop,
+        count=count,
+        max_lag=max_lag,
+        wait_for_client=wait_for_client,
+    )
+
+
+class Audience(Protocol):
+    """What pacing needs of an emulator (the relay's and the Jetstream one)."""
+
+    async def wait_for_audience(self) -> None: ...
+    async def wait_lag_at_most(self, frames: int) -> None: ...
+
+
+async def pace(
+    emulator: Audience,
+    size: int,
+    publish: Callable[[int], object],
+    *,
+    rate: float | None = None,
+    loop: bool = False,
+    count: int | None = None,
+    max_lag: int = 10_000,
+    wait_for_client: bool = False,
+) -> int:
+    """Call `publish(i % size)` for i = 0, 1, … with `play`'s pacing; returns how many calls."""
     pacer = _Pacer(emulator, rate, max_lag, wait_for_client)
-    size = len(window.frames)
     total = count if count is not None else (None if loop else size)
     published = 0
     while size and (total is None or published < total):
         if published % pacer.step == 0:
             await pacer.wait(published)
-        _publish_one(emulator, window, published % size)
+        publish(published % size)
         published += 1
     return published
 
@@ -87,9 +118,7 @@ async def play(
 class _Pacer:
     """Decides when the next step of frames may go: rate, backpressure, audience."""
 
-    def __init__(
-        self, emulator: RelayEmulator, rate: float | None, max_lag: int, wait_for_client: bool
-    ) -> None:
+    def __init__(self, emulator: Audience, rate: float | None, max_lag: int, wait_for_client: bool) -> None:
         if rate is not None and rate <= 0:
             raise ValueError("rate must be positive")
         self.emulator, self.rate, self.max_lag = emulator, rate, max_lag

@@ -16,26 +16,28 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 _BINARY_FIN = 0x82
+_TEXT_FIN = 0x81
 _H16 = struct.Struct(">BBH")
 _H64 = struct.Struct(">BBQ")
 
 
-def frame_header(size: int) -> bytes:
-    """RFC 6455 header of an unmasked, final, binary frame of `size` bytes."""
+def frame_header(size: int, first: int = _BINARY_FIN) -> bytes:
+    """RFC 6455 header of an unmasked, final, binary (or text: `first=0x81`) frame of `size` bytes."""
     if size < 126:
-        return bytes((_BINARY_FIN, size))
+        return bytes((first, size))
     if size < 1 << 16:
-        return _H16.pack(_BINARY_FIN, 126, size)
-    return _H64.pack(_BINARY_FIN, 127, size)
+        return _H16.pack(first, 126, size)
+    return _H64.pack(first, 127, size)
 
 
-async def send_many(ws: ServerConnection, messages: Sequence[bytes]) -> bool:
-    """Send binary messages in order; False when the connection is no longer open."""
+async def send_many(ws: ServerConnection, messages: Sequence[bytes], *, text: bool = False) -> bool:
+    """Send binary (or UTF-8 text) messages in order; False when the connection is no longer open."""
     if ws.protocol.state is not State.OPEN:
         return False
+    first = _TEXT_FIN if text else _BINARY_FIN
     parts: list[bytes] = []
     for message in messages:
-        parts.append(frame_header(len(message)))
+        parts.append(frame_header(len(message), first))
         parts.append(message)
     ws.transport.write(b"".join(parts))
     await ws.drain()  # flow control: waits while the transport buffer is over its limit

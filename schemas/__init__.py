@@ -2,6 +2,7 @@
 
 from schemas.event import (
     FIELD_NAMES,
+    RELAY,
     SCHEMA_HEADER,
     SCHEMA_VERSION,
     Action,
@@ -15,6 +16,7 @@ from schemas.event import (
 
 __all__ = [
     "FIELD_NAMES",
+    "RELAY",
     "SCHEMA_HEADER",
     "SCHEMA_VERSION",
     "Action",

@@ -1,7 +1,8 @@
 """The tracked-accounts registry: a CSV file both halves read (streamer: DIDs; aggregator: labels).
 
 Header `did,handle,name` with optional `category,region,followers` (the follower baseline
-interaction rates divide by; left empty it stays unknown and rates are NULL, never a guess).
+interaction rates divide by; left empty it stays unknown and rates are NULL, never a guess) and
+`terms` (names and variants matched in any post's text, `;`-separated: schemas/terms.py).
 Every problem is reported at once, with its line number, so a broken file stops the program
 at start with one clear message. Spreadsheet exports are read as they come: UTF-8 or UTF-16 with
 a BOM, Windows-1252, semicolon separators. One handle on two DIDs is refused (two series, one label).
@@ -11,16 +12,20 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import logging
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from schemas.errors import RegistryError
+from schemas.terms import SEPARATOR, split_terms
 
 REQUIRED_COLUMNS: Final = ("did", "handle", "name")
-OPTIONAL_COLUMNS: Final = ("category", "region", "followers")
+OPTIONAL_COLUMNS: Final = ("category", "region", "followers", "terms")
 _DID_RE: Final = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[A-Za-z0-9.\-%:]+)$")
 _HANDLE_RE: Final = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]*$")
 
@@ -35,6 +40,7 @@ class Account:
     category: str = ""
     region: str = ""
     followers: int | None = None
+    terms: tuple[str, ...] = ()  # watch terms: names and variants (schemas/terms.py)
 
 
 def load_accounts(path: Path) -> list[Account]:
@@ -100,7 +106,7 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
             parts.append(f"unknown column(s) {', '.join(unknown)}")
         raise RegistryError(
             f"{source}: line 1: {'; '.join(parts)} "
-            "(expected header did,handle,name[,category,region,followers])"
+            "(expected header did,handle,name[,category,region,followers,terms])"
         )
     accounts: list[Account] = []
     problems: list[str] = []
@@ -134,6 +140,8 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
         followers = values.get("followers", "")
         if followers and not followers.isdigit():
             problems.append(f"line {line}: followers {followers!r} is not a whole number")
+        terms, bad_terms = split_terms(values.get("terms", ""))
+        problems.extend(f"line {line}: {problem}" for problem in bad_terms)
         accounts.append(
             Account(
                 did=did,
@@ -142,6 +150,7 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
                 category=values.get("category", ""),
                 region=values.get("region", ""),
                 followers=int(followers) if followers.isdigit() else None,
+                terms=terms,
             )
         )
     if problems:
@@ -149,3 +158,27 @@ def parse_accounts(text: str, source: str = "<accounts>") -> list[Account]:
     if not accounts:
         raise RegistryError(f"{source}: no accounts listed")
     return accounts
+
+
+def accounts_csv(accounts: Sequence[Account]) -> str:
+    """The accounts as a file `load_accounts` reads back (every column; `terms` when one has any)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    with_terms = any(a.terms for a in accounts)
+    writer.writerow(REQUIRED_COLUMNS + OPTIONAL_COLUMNS if with_terms else REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:3])
+    for a in accounts:
+        followers = "" if a.followers is None else str(a.followers)
+        row = [a.did, a.handle, a.name, a.category, a.region, followers]
+        writer.writerow([*row, SEPARATOR.join(a.terms)] if with_terms else row)
+    return out.getvalue()
+
+
+def write_accounts(path: Path, accounts: Sequence[Account]) -> None:
+    """Write the accounts file atomically (temp file + rename): a reader sees the old or the new."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(accounts_csv(accounts), encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot write accounts file: {exc.strerror or exc}") from exc

@@ -15,6 +15,7 @@ from schemas.errors import SchemaError, SchemaReason
 
 SCHEMA_VERSION: Final = 1
 SCHEMA_HEADER: Final = "bluepulse-schema"
+RELAY: Final = "relay"  # the source of an event that names none (every event before issue 13)
 
 
 class Kind(StrEnum):
@@ -27,6 +28,7 @@ class Kind(StrEnum):
     FOLLOW = "follow"
     HANDLE = "handle"
     ACCOUNT = "account"
+    NAME_MENTION = "name_mention"  # a post names the account by a watch term (issue 16)
 
 
 class Action(StrEnum):
@@ -42,7 +44,8 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One fact concerning one tracked account; (seq, idx) identifies it across replays."""
+    """One fact concerning one tracked account; (source, seq, idx) identifies it across
+    replays of one source (`source`: "relay", "jetstream2@host[:port]", "jetstream1")."""
 
     seq: int
     idx: int
@@ -63,6 +66,8 @@ class Event:
     handle: str | None = None
     active: bool | None = None
     status: str | None = None
+    term: str | None = None
+    source: str = RELAY
     v: int = SCHEMA_VERSION
 
 
@@ -70,19 +75,24 @@ FIELD_NAMES: Final = tuple(f.name for f in fields(Event))
 _REQUIRED: Final = ("seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time")
 _OPTIONAL_STR: Final = (
     "uri", "subject_uri", "target_did", "created_at", "text",
-    "reply_root", "quote_uri", "link_uri", "handle", "status",
+    "reply_root", "quote_uri", "link_uri", "handle", "status", "term",
 )  # fmt: skip
 
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ENCODED: Final = tuple(name for name in FIELD_NAMES if name != "source")
 
 
 def encode(event: Event) -> bytes:
     """Compact JSON without nulls: the wire value of a Kafka message or a JSONL line.
 
     Read field by field (dataclasses.asdict deep-copies and cost ~4x as much per event).
+    `source` is written only when it is not the relay: relay events stay byte-identical to
+    those of earlier versions, which an aggregator of before issue 13 still reads.
     """
-    body = {name: value for name in FIELD_NAMES if (value := getattr(event, name)) is not None}
+    body = {name: value for name in _ENCODED if (value := getattr(event, name)) is not None}
+    if event.source != RELAY:
+        body["source"] = event.source
     return _ENCODER.encode(body).encode()
 
 
@@ -118,6 +128,7 @@ def from_dict(obj: dict[str, Any]) -> Event:
             actor_did=_did(obj["actor_did"]),
             time=_str(obj["time"]),
             active=_opt_bool(obj.get("active")),
+            source=_source(obj.get("source")),
             **{name: _opt_str(obj.get(name)) for name in _OPTIONAL_STR},  # type: ignore[arg-type]
         )
     except (ValueError, TypeError) as exc:
@@ -145,6 +156,14 @@ def _did(value: Any) -> str:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else _str(value)
+
+
+def _source(value: Any) -> str:
+    if value is None:
+        return RELAY
+    if not _str(value):
+        raise ValueError("expected a source id, got an empty string")
+    return str(value)
 
 
 def _opt_bool(value: Any) -> bool | None:

@@ -44,6 +44,10 @@ class FrameReason(StrEnum):
     TOO_DEEP = "too_deep"  # nesting past cbor_bounds.MAX_DEPTH (envelope or record)
     BAD_LENGTH = "bad_length"  # a length or count claims more bytes than remain; truncated data
     TOO_MANY_ITEMS = "too_many_items"  # more than cbor_bounds.MAX_ITEMS items in one envelope or record
+    BAD_JSON = "bad_json"  # a Jetstream frame that is not one JSON object
+    BAD_UTF8 = "bad_utf8"  # a Jetstream frame that is not UTF-8
+    BAD_ZSTD = "bad_zstd"  # a compressed Jetstream frame that does not decompress
+    ZSTD_BOMB = "zstd_bomb"  # a compressed Jetstream frame that inflates past the cap (1 MB)
     INTERNAL = "internal"  # an unexpected exception while decoding or mapping: a bug, logged with a traceback
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from schemas import Event, encode
+from schemas import RELAY, Event, encode
 from streamer.errors import OutputError
 from transport.memory import EventQueue, PositionMarker
 
@@ -27,8 +27,9 @@ class Publisher(Protocol):
     async def publish(self, events: Sequence[Event]) -> None:
         """Blocks when the transport is full (back-pressure)."""
 
-    async def mark(self, seq: int) -> None:
-        """Every frame up to `seq` is published: tell the consumer (called before `flush`)."""
+    async def mark(self, seq: int, source: str = RELAY) -> None:
+        """Every frame of `source` up to `seq` is published: tell the consumer (called before
+        `flush`); the aggregator commits it as that source's position."""
 
     async def flush(self) -> None: ...
 
@@ -42,8 +43,8 @@ class QueuePublisher:
     async def publish(self, events: Sequence[Event]) -> None:
         await self._queue.put(events)
 
-    async def mark(self, seq: int) -> None:
-        await self._queue.put(PositionMarker(seq))
+    async def mark(self, seq: int, source: str = RELAY) -> None:
+        await self._queue.put(PositionMarker(seq, source))
 
     async def flush(self) -> None:
         await self._queue.wait_done(self._queue.put_count)
@@ -79,7 +80,7 @@ class JsonlPublisher:
         except OSError as exc:
             raise self._error(exc) from exc
 
-    async def mark(self, seq: int) -> None:
+    async def mark(self, seq: int, source: str = RELAY) -> None:
         return None
 
     async def flush(self) -> None:
@@ -116,7 +117,7 @@ class CollectingPublisher:
     async def publish(self, events: Sequence[Event]) -> None:
         self.events.extend(events)
 
-    async def mark(self, seq: int) -> None:
+    async def mark(self, seq: int, source: str = RELAY) -> None:
         self.marks.append(seq)
 
     async def flush(self) -> None:

@@ -18,9 +18,9 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
-from schemas import SCHEMA_HEADER, SCHEMA_VERSION, Event, encode
+from schemas import RELAY, SCHEMA_HEADER, SCHEMA_VERSION, Event, encode
 from streamer.errors import KafkaPublishError
-from transport.kafka import POSITION_TYPE, TYPE_HEADER, KafkaSettings, LogEvery, with_retry
+from transport.kafka import POSITION_TYPE, SOURCE_HEADER, TYPE_HEADER, KafkaSettings, LogEvery, with_retry
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +91,19 @@ class KafkaPublisher:
             self._pending.append(await self._send(event))
             self.sent += 1
 
-    async def mark(self, seq: int) -> None:
-        """A position marker on every partition, behind the events sent before it (same order)."""
+    async def mark(self, seq: int, source: str = RELAY) -> None:
+        """A position marker on every partition, behind the events sent before it (same order);
+        a source other than the relay is named in a header (older aggregators read relay ones)."""
         self._raise_if_failed()
+        headers = [(TYPE_HEADER, POSITION_TYPE)]
+        if source != RELAY:
+            headers.append((SOURCE_HEADER, source.encode()))
         partitions = await self._producer.partitions_for(self._settings.topic)
         for partition in sorted(partitions):
             await self._make_room()
             self._pending.append(await self._producer.send(
                 self._settings.topic, value=str(seq).encode(), partition=partition,
-                headers=[(TYPE_HEADER, POSITION_TYPE)],
+                headers=headers,
             ))  # fmt: skip
 
     async def flush(self) -> None:

@@ -4,6 +4,13 @@ Pure functions (no I/O): the caller passes the tracked set and a recall function
 remembered record paths, and gets back events, paths to remember and per-op skip reasons.
 Any decoded input yields a result or a FrameError: every field is type-checked before use, and
 every event it emits passes the event contract (DIDs start with `did:`, seq a 63-bit int).
+
+The mapping rules (`Op.write`, `Op.delete`, `identity_event`, `account_event`) are the one
+copy both wires call: the relay path here (commit ops + CAR blocks, `frame_events`) and the
+Jetstream path (one JSON op per event, streamer/jetstream_decode.py), so a like read from
+either wire yields the same event. A post create by anyone is also matched against the watch
+terms (streamer/names.py): each tracked account it names yields a `name_mention`, unless the
+post already tags that account with a mention facet (counted once, as the mention).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any, Final, NamedTuple
 from schemas import Action, Direction, Event, Kind
 from streamer.errors import FrameError, FrameReason, OpReason
 from streamer.frames import Envelope, decode_blocks
+from streamer.names import NameMatcher
 
 POST: Final = "app.bsky.feed.post"
 LIKE: Final = "app.bsky.feed.like"
@@ -36,14 +44,18 @@ class Memory(NamedTuple):
 Recall = Callable[[str, str], Memory | None]
 
 
+ENGAGEMENT: Final = frozenset({POST, LIKE, REPOST, FOLLOW})  # collections that can yield events
+
+
 @dataclass(slots=True)
 class FrameResult:
+    source: str = "relay"  # the source id every event of this frame carries
     events: list[Event] = field(default_factory=list)
     remember: list[tuple[str, str, Memory]] = field(default_factory=list)
     skipped: list[OpReason] = field(default_factory=list)
 
     def emit(self, **values: Any) -> None:
-        self.events.append(Event(idx=len(self.events), **values))
+        self.events.append(Event(idx=len(self.events), source=self.source, **values))
 
 
 def uri_did(uri: object) -> str | None:
@@ -55,38 +67,49 @@ def uri_did(uri: object) -> str | None:
 
 
 def frame_events(
-    env: Envelope, tracked: Container[str], recall: Recall, *, need_records: bool = True
-) -> FrameResult:
+    env: Envelope, tracked: Container[str], recall: Recall, *, need_records: bool = True,
+    names: NameMatcher | None = None,
+) -> FrameResult:  # fmt: skip
     """Events of a #commit, #identity or #account envelope; other kinds yield nothing."""
     result = FrameResult()
     body = env.body
     seq, time, did = env.seq, body.get("time"), body.get("did")
     if env.kind == "#commit":
-        _commit(body, seq, tracked, recall, result, need_records=need_records)
+        _commit(body, seq, tracked, recall, result, need_records=need_records, names=names)
         return result
     if seq is None or not isinstance(did, str) or did not in tracked:
         return result
     if env.kind == "#identity":
-        handle = body.get("handle")
-        result.emit(
-            seq=seq, kind=Kind.HANDLE, action=Action.UPDATE, direction=Direction.BY,
-            subject_did=did, actor_did=did, time=_text(time),
-            handle=handle if isinstance(handle, str) and 0 < len(handle) <= _MAX_HANDLE else None,
-        )  # fmt: skip
+        identity_event(result, seq, did, time, body.get("handle"))
     elif env.kind == "#account":
-        active, status = body.get("active"), body.get("status")
-        result.emit(
-            seq=seq, kind=Kind.ACCOUNT, action=Action.UPDATE, direction=Direction.BY,
-            subject_did=did, actor_did=did, time=_text(time),
-            active=active if isinstance(active, bool) else None,
-            status=status if isinstance(status, str) else None,
-        )  # fmt: skip
+        account_event(result, seq, did, time, active=body.get("active"), status=body.get("status"))
     return result
+
+
+def identity_event(out: FrameResult, seq: int, did: str, time: object, handle: object) -> None:
+    """A tracked account's #identity; `time` is the upstream (relay) event's time on both wires."""
+    out.emit(
+        seq=seq, kind=Kind.HANDLE, action=Action.UPDATE, direction=Direction.BY,
+        subject_did=did, actor_did=did, time=_text(time),
+        handle=handle if isinstance(handle, str) and 0 < len(handle) <= _MAX_HANDLE else None,
+    )  # fmt: skip
+
+
+def account_event(
+    out: FrameResult, seq: int, did: str, time: object, *, active: object, status: object
+) -> None:
+    """A tracked account's #account; `time` is the upstream (relay) event's time on both wires."""
+    out.emit(
+        seq=seq, kind=Kind.ACCOUNT, action=Action.UPDATE, direction=Direction.BY,
+        subject_did=did, actor_did=did, time=_text(time),
+        active=active if isinstance(active, bool) else None,
+        status=status if isinstance(status, str) else None,
+    )  # fmt: skip
 
 
 def _commit(
     body: dict[str, Any], seq: int | None, tracked: Container[str], recall: Recall, out: FrameResult,
-    *, need_records: bool,
+    *, need_records: bool, names: NameMatcher | None,
 ) -> None:  # fmt: skip
     repo, ops = body.get("repo"), body.get("ops")
     if not isinstance(repo, str) or not repo.startswith("did:") or seq is None or not isinstance(ops, list):
@@ -99,11 +122,11 @@ def _commit(
             out.skipped.append(OpReason.BAD_OP)
             continue
         collection = path.split("/", 1)[0]
-        if collection not in (POST, LIKE, REPOST, FOLLOW):
+        if collection not in ENGAGEMENT:
             continue  # profiles, blocks, lists…: not engagement
-        ctx = _Op(out, repo, seq, time, f"at://{repo}/{path}", repo in tracked, tracked)
+        ctx = Op(out, repo, seq, time, f"at://{repo}/{path}", repo in tracked, tracked, names)
         if action == "delete":
-            _delete(ctx, collection, recall(repo, path))
+            ctx.delete(collection, recall(repo, path))
             continue
         if not need_records and not ctx.by_tracked:
             continue
@@ -114,10 +137,7 @@ def _commit(
         if not isinstance(record, dict):
             out.skipped.append(OpReason.MISSING_BLOCK)
             continue
-        try:
-            _create(ctx, collection, path, record, Action(action))
-        except (TypeError, KeyError, AttributeError, ValueError):
-            out.skipped.append(OpReason.BAD_RECORD)
+        ctx.write(collection, path, record, action)
 
 
 def _op_cids(ops: list[Any]) -> set[bytes]:
@@ -125,7 +145,9 @@ def _op_cids(ops: list[Any]) -> set[bytes]:
 
 
 @dataclass(slots=True)
-class _Op:
+class Op:
+    """One create/update/delete of an engagement collection by `actor`: the mapping rules."""
+
     out: FrameResult
     actor: str
     seq: int
@@ -133,6 +155,7 @@ class _Op:
     uri: str
     by_tracked: bool
     tracked: Container[str]
+    names: NameMatcher | None = None  # watch terms: post creates by anyone are matched
 
     def emit(self, kind: Kind, action: Action, subject: str, **values: Any) -> None:
         direction = Direction.BY if subject == self.actor else Direction.TO
@@ -145,8 +168,19 @@ class _Op:
         """A 'to' event needs a tracked target other than the actor (self-engagement is noise)."""
         return did is not None and did != self.actor and did in self.tracked
 
+    def write(self, collection: str, path: str, record: dict[str, Any], action: str) -> None:
+        """A create or update with its record; a record without its lexicon's shape is a skip."""
+        try:
+            _create(self, collection, path, record, Action(action))
+        except (TypeError, KeyError, AttributeError, ValueError):
+            self.out.skipped.append(OpReason.BAD_RECORD)
 
-def _create(ctx: _Op, collection: str, path: str, record: dict[str, Any], action: Action) -> None:
+    def delete(self, collection: str, memory: Memory | None) -> None:
+        """A delete: a bare path, resolved by what was remembered when it was created."""
+        _delete(self, collection, memory)
+
+
+def _create(ctx: Op, collection: str, path: str, record: dict[str, Any], action: Action) -> None:
     created_at = _opt_text(record.get("createdAt"))
     if collection == POST:
         _post(ctx, record, action, created_at)
@@ -170,7 +204,7 @@ def _create(ctx: _Op, collection: str, path: str, record: dict[str, Any], action
         ctx.out.remember.append((ctx.actor, path, Memory(kind.value, target, subject_uri)))
 
 
-def _delete(ctx: _Op, collection: str, memory: Memory | None) -> None:
+def _delete(ctx: Op, collection: str, memory: Memory | None) -> None:
     kind = Kind.POST if collection == POST else _REMEMBERED_KINDS[collection]
     target = memory.target_did if memory else None
     subject_uri = memory.subject_uri if memory else None
@@ -181,7 +215,7 @@ def _delete(ctx: _Op, collection: str, memory: Memory | None) -> None:
         ctx.emit(kind, Action.DELETE, target or "", **values)
 
 
-def _post(ctx: _Op, record: dict[str, Any], action: Action, created_at: str | None) -> None:
+def _post(ctx: Op, record: dict[str, Any], action: Action, created_at: str | None) -> None:
     text = record.get("text")
     if not isinstance(text, str):
         raise TypeError("post text is not a string")
@@ -199,10 +233,16 @@ def _post(ctx: _Op, record: dict[str, Any], action: Action, created_at: str | No
         if target not in seen and ctx.concerned(target):
             seen.add(target or "")
             ctx.emit(kind, action, target or "", subject_uri=uri, target_did=target, **common)
+    tagged = set()
     for target in _mentions(record.get("facets")):
         if target not in seen and ctx.concerned(target):
             seen.add(target)
+            tagged.add(target)
             ctx.emit(Kind.MENTION, action, target, target_did=target, **common)
+    if ctx.names and action is Action.CREATE:
+        for hit in ctx.names.find(text):
+            if hit.did not in tagged and ctx.concerned(hit.did):  # a tagged account counts once
+                ctx.emit(Kind.NAME_MENTION, action, hit.did, target_did=hit.did, term=hit.term, **common)
 
 
 def _embed_uris(embed: object) -> tuple[str | None, str | None]:

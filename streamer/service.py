@@ -4,6 +4,8 @@ Invariant: the cursor saved is the seq of a frame whose events (and every earlie
 were flushed downstream and whose remembered paths were committed. Bad frames are counted by
 reason and skipped; they never end the stream. The checkpoint and the expiry of remembered
 paths run under a Supervisor: retried and counted on failure, fatal when they do not recover.
+What differs between the relay and Jetstream (filter, decoder, positions, inclusive cursor,
+compression) is the Wire (streamer/wire.py); everything else is one code path.
 """
 
 from __future__ import annotations
@@ -12,25 +14,25 @@ import gc
 import logging
 import sqlite3
 from collections.abc import Awaitable
-from datetime import datetime
 from typing import Final
 
 from schemas import Kind
 from streamer.cursor import CursorStore
 from streamer.errors import FrameError, FrameReason, RelayMessage
-from streamer.filter import MENTIONS, SKIP, FrameFilter
-from streamer.frames import Envelope, decode_envelope, peek_seq, raw_seq
+from streamer.filter import MENTIONS, SKIP
+from streamer.frames import Envelope
+from streamer.jetstream_decode import ZSTD_MAGIC
 from streamer.publish import Publisher
-from streamer.records import FrameResult, frame_events
 from streamer.skiplog import SkipLog
-from streamer.source import RelaySource
+from streamer.source import WebsocketSource
 from streamer.stats import StreamerStats
 from streamer.tracked import StreamerState, TrackedAccounts
+from streamer.wire import KINDS_WITH_EVENTS, Decoded, RelayWire, Wire
 from transport.errors import ConsumerFailedError
 from transport.supervise import Supervisor, run_with
 
 log = logging.getLogger(__name__)
-KINDS_WITH_EVENTS = frozenset({"#commit", "#identity", "#account", "#sync"})
+__all__ = ["KINDS_WITH_EVENTS", "Streamer"]
 _RELAY_MESSAGES: Final = {name.value: name for name in RelayMessage}
 
 
@@ -43,24 +45,33 @@ class Streamer:
         publisher: Publisher,
         *,
         stats: StreamerStats | None = None,
-        max_frame_bytes: int = 5 * 1024 * 1024,
+        max_frame_bytes: int | None = None,
         supervisor: Supervisor | None = None,
         remember_days: float = 90.0,
         expiry_interval: float | None = None,
+        wire: Wire | None = None,
+        start_cursor: int | None = None,
     ) -> None:
+        """`start_cursor`: where to start when there is no saved position of this source (a
+        time cursor derived from another source's position, see streamer/cursor.py)."""
         self.tracked = tracked
         self.state = state
         self.cursor_store = cursor_store
         self.publisher = publisher
         self.stats = stats or StreamerStats()
         self.stats.tracked_accounts = len(tracked)
-        self.max_frame_bytes = max_frame_bytes
-        self.filter = FrameFilter(tracked.dids(), state.rememberers())
+        self.wire: Wire = wire or RelayWire()
+        self.max_frame_bytes = max_frame_bytes or self.wire.max_frame_bytes
+        self.filter = self.wire.new_filter(tracked.dids(), state.rememberers())
         self._classify = self.filter.classify
-        self.source: RelaySource | None = None
+        self.source: WebsocketSource | None = None
         self._last_frame: bytes | None = None
         self._seq_frame: bytes | None = None
         self._seq: int | None = cursor_store.load()
+        self._start_cursor = start_cursor
+        self._replay_floor: int | None = None  # inclusive cursor: frames up to it were handled
+        if self.wire.inclusive or self.wire.inflater is not None:
+            self.handle = self._handle_jetstream  # type: ignore[method-assign,assignment]
         self._skip_log = SkipLog(log)
         self._internal_seen: set[str] = set()  # exception types already logged with a traceback
         self._drop_cursor = False
@@ -84,6 +95,30 @@ class Streamer:
             return None
         return self._candidate(frame, verdict)
 
+    def _handle_jetstream(self, message: bytes) -> Awaitable[None] | None:
+        """Inflate a dict-zstd frame, drop what an inclusive cursor re-sent, then `handle`."""
+        frame = message
+        if message.startswith(ZSTD_MAGIC) and self.wire.inflater is not None:
+            try:
+                frame = self.wire.inflater.inflate(message)
+            except FrameError as exc:
+                self.stats.frames += 1
+                self.stats.frames_candidate += 1  # counted under its reason, not as untracked
+                self._skip(message, exc.reason, exc)
+                return None
+        if self._replay_floor is not None:
+            seq = self.wire.peek_seq(frame)
+            if seq is not None:
+                if seq <= self._replay_floor:
+                    self.stats.frames += 1
+                    self.stats.frames_replayed += 1
+                    return None
+                self._replay_floor = None  # the stream is in order: past the floor for good
+        return self.handle_frame(frame)
+
+    def handle_frame(self, frame: bytes) -> Awaitable[None] | None:
+        return Streamer.handle(self, frame)
+
     def _candidate(self, frame: bytes, verdict: int) -> Awaitable[None] | None:
         if len(frame) > self.max_frame_bytes:
             self.stats.frames_skipped[FrameReason.OVERSIZED] += 1
@@ -103,9 +138,10 @@ class Streamer:
         except Exception as exc:  # the last resort: one frame never ends the stream
             self._skip(frame, FrameReason.INTERNAL, exc)
             return
-        if decoded is None:
+        if isinstance(decoded, Envelope):
+            self._relay_message(decoded)
             return
-        env, result = decoded
+        seq, result = decoded
         for reason in result.skipped:
             self.stats.ops_skipped[reason] += 1
         for actor, path, memory in result.remember:
@@ -117,17 +153,11 @@ class Streamer:
                 if event.kind is Kind.HANDLE and event.handle:
                     self._update_handle(event.subject_did, event.handle)
             await self.publisher.publish(result.events)
-        self._last_frame, self._seq_frame, self._seq = frame, frame, env.seq or self._seq
+        self._last_frame, self._seq_frame, self._seq = frame, frame, seq or self._seq
 
-    def _decode(self, frame: bytes, *, need_records: bool) -> tuple[Envelope, FrameResult] | None:
-        """The frame's envelope and events; None for a relay message. Raises FrameError."""
-        env = decode_envelope(frame)
-        if env.kind in ("error", "#info"):
-            self._relay_message(env)
-            return None
-        if env.kind not in KINDS_WITH_EVENTS:
-            raise FrameError(FrameReason.UNKNOWN_TYPE, env.kind[:60])
-        return env, frame_events(env, self.tracked, self.state.recall, need_records=need_records)
+    def _decode(self, frame: bytes, *, need_records: bool) -> Decoded:
+        """The frame's events at its position, or a relay message. Raises FrameError."""
+        return self.wire.decode(frame, self.tracked, self.state.recall, need_records=need_records)
 
     def _skip(self, frame: bytes, reason: FrameReason, exc: Exception) -> None:
         """Count a frame that yields nothing and log it (rate-limited per reason); an unexpected
@@ -136,10 +166,10 @@ class Streamer:
         self._last_frame = frame  # a bad frame is still consumed: its seq may be readable
         if reason is FrameReason.INTERNAL and type(exc).__name__ not in self._internal_seen:
             self._internal_seen.add(type(exc).__name__)
-            log.error("frame skipped reason=internal seq=%s (a bug)", raw_seq(frame), exc_info=exc)
+            log.error("frame skipped reason=internal seq=%s (a bug)", self.wire.raw_seq(frame), exc_info=exc)
             return
         detail = exc if isinstance(exc, FrameError) else f"{type(exc).__name__}: {exc}"
-        self._skip_log.skipped(reason, detail, lambda: raw_seq(frame))
+        self._skip_log.skipped(reason, detail, lambda: self.wire.raw_seq(frame))
 
     def _relay_message(self, env: Envelope) -> None:
         raw_name = env.body.get("error") or env.body.get("name")
@@ -170,24 +200,30 @@ class Streamer:
         frame = self._last_frame
         if frame is not None and frame is not self._seq_frame:
             self._seq_frame = frame
-            seq = peek_seq(frame)
+            seq = self.wire.peek_seq(frame)
             if seq is not None:
                 self._seq = seq
         return self._seq
 
     def resume_cursor(self) -> int | None:
+        """Where the next connection starts: the position, else the start cursor, else live."""
         if self._drop_cursor:
             self._drop_cursor = False
             self._last_frame = self._seq_frame = None
-            self._seq = None
+            self._seq = self._start_cursor = None
             return None
-        return self.position()
+        position = self.position()
+        if position is None:
+            return self._start_cursor
+        if self.wire.inclusive:
+            self._replay_floor = position  # the server re-sends it: already handled
+        return position
 
     async def mark_position(self) -> int | None:
         """Send the position downstream (the aggregator commits it: its last_seq moves too)."""
         seq = self.position()
         if seq is not None and seq != self._marked:
-            await self.publisher.mark(seq)
+            await self.publisher.mark(seq, self.wire.source)
             self._marked = seq
         return seq
 
@@ -197,12 +233,13 @@ class Streamer:
         await self.publisher.flush()
         self.state.commit()
         if seq is not None:
-            self.cursor_store.save(seq)
+            frame_time = self.wire.frame_time(frame) or self.stats.last_frame_time
+            self.cursor_store.save(seq, None if frame_time is None else int(frame_time * 1e6))
             self.stats.last_seq = seq
-            self.stats.last_frame_time = _frame_time(frame) or self.stats.last_frame_time
+            self.stats.last_frame_time = frame_time
         return seq
 
-    async def run(self, source: RelaySource, checkpoint_interval: float = 1.0) -> None:
+    async def run(self, source: WebsocketSource, checkpoint_interval: float = 1.0) -> None:
         self.source = source
         gc.freeze()  # start-up objects (tracked sets, registry) leave the collector's scans
         every = self.supervisor.every
@@ -213,12 +250,17 @@ class Streamer:
                 every("expiry", self.expiry_interval, self.expire_memory),
             )
         finally:
-            self.stats.reconnects = source.reconnects
+            self._source_stats(source)
 
     async def _checkpoint_job(self) -> None:
         await self.checkpoint()
         if self.source is not None:
-            self.stats.reconnects = self.source.reconnects
+            self._source_stats(self.source)
+
+    def _source_stats(self, source: WebsocketSource) -> None:
+        self.stats.reconnects = source.reconnects
+        self.stats.gaps = getattr(source, "gaps", 0)  # a test's scripted source may have none
+        self.stats.events_lost = getattr(source, "events_lost", 0)
 
     async def expire_memory(self) -> int:
         """Forget remembered paths older than `remember_days`: a later delete of one of them
@@ -234,13 +276,3 @@ class Streamer:
 def _relay_message(name: object) -> RelayMessage:
     """The lexicon's name for a relay message, or OTHER (labels stay bounded)."""
     return _RELAY_MESSAGES.get(name, RelayMessage.OTHER) if isinstance(name, str) else RelayMessage.OTHER
-
-
-def _frame_time(frame: bytes | None) -> float | None:
-    if frame is None:
-        return None
-    try:
-        value = decode_envelope(frame).body.get("time")
-        return datetime.fromisoformat(str(value)).timestamp()
-    except (FrameError, ValueError):
-        return None

@@ -33,6 +33,9 @@ class StreamerStats:
     last_frame_time: float | None = None
     tracked_accounts: int = 0
     reconnects: int = 0
+    frames_replayed: int = 0  # re-sent by an inclusive (Jetstream) cursor, dropped unread
+    gaps: int = 0  # times the source could not resume where we stood (CursorTooOld)
+    events_lost: int = 0  # events between our position and the floor we resumed at
     remembered_paths: int = 0  # refreshed at start and by each expiry run, not per scrape
 
     def lag_seconds(self) -> float | None:
@@ -51,7 +54,9 @@ class StreamerCollector(Collector):
         skipped = CounterMetricFamily(
             "bluepulse_streamer_frames_skipped", "Frames skipped, by reason.", labels=["reason"]
         )
-        untracked = s.frames - s.frames_candidate - s.frames_skipped[FrameReason.OVERSIZED]
+        untracked = (
+            s.frames - s.frames_candidate - s.frames_skipped[FrameReason.OVERSIZED] - s.frames_replayed
+        )
         skipped.add_metric([FrameReason.UNTRACKED], untracked)
         for reason, count in sorted(s.frames_skipped.items()):
             skipped.add_metric([reason], count)
@@ -77,6 +82,12 @@ class StreamerCollector(Collector):
             relay.add_metric([name], count)
         yield relay
         yield _counter("reconnects", "Relay reconnections.", s.reconnects)
+        yield _counter(
+            "frames_replayed", "Frames an inclusive cursor re-sent, dropped unread.", s.frames_replayed
+        )
+        yield _counter("gaps", "Resumes that could not start at the saved position (cursor too old).", s.gaps)
+        yield _counter("events_lost", "Events skipped by those resumes (the floor minus the position).",
+                       s.events_lost)  # fmt: skip
         yield _gauge("tracked_accounts", "Tracked accounts.", s.tracked_accounts)
         yield _gauge("remembered_paths", "Remembered like/repost/follow paths (as of the last expiry).",
                      s.remembered_paths)  # fmt: skip

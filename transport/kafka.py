@@ -110,6 +110,7 @@ def settings_problems(settings: KafkaSettings) -> list[str]:
 # one to every partition at each checkpoint; the aggregator commits it as a position only.
 TYPE_HEADER: Final = "bluepulse-type"
 POSITION_TYPE: Final = b"position"
+SOURCE_HEADER: Final = "bluepulse-source"  # a position marker's source; absent: the relay
 
 
 def partition_name(topic: str, partition: int) -> str:

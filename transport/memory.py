@@ -13,15 +13,16 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from schemas import Event
+from schemas import RELAY, Event
 from transport.errors import ConsumerFailedError
 
 
 @dataclass(frozen=True, slots=True)
 class PositionMarker:
-    """Every frame up to `seq` was put before this item: a position, not an event."""
+    """Every frame of `source` up to `seq` was put before this item: a position, not an event."""
 
     seq: int
+    source: str = RELAY
 
     def __len__(self) -> int:  # counts as no event in a batch
         return 0

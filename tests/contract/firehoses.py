@@ -4,7 +4,7 @@ A `FirehoseUnderTest` serves events that concern a tracked account, can go down 
 on the same address with its log intact, inject malformed input, and says which cursor each
 connection asked for. `client()` is the source under test wired to the real Streamer with a
 collecting publisher. The relay (subscribeRepos + the relay emulator) is the first; a Jetstream
-source adds a second class here and a second fixture parameter, nothing else.
+source is the second class here (JetstreamFirehose) and the second fixture parameter.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Protocol
 
 from relay.emulator import RelayEmulator
+from relay.jetstream_emulator import JetstreamEmulator, JetstreamFaults
 from relay.script import FrameScript
 from schemas import Event
 from tests.integration.harness import A, RunningStreamer, X
 from transport.backoff import Backoff
 
 SKIP_REASONS = frozenset({"bad_cbor", "bad_length", "bad_header", "bad_car", "bad_body"})
+JETSTREAM_SKIP_REASONS = frozenset({"bad_json", "bad_utf8", "bad_body", "unknown_type"})
 
 
 class Client(Protocol):
@@ -137,4 +139,61 @@ class RelayFirehose:
         return self._streamer(client).streamer.stats.frames
 
 
-FIREHOSES: dict[str, Callable[[], FirehoseUnderTest]] = {"relay": RelayFirehose}
+class JetstreamFirehose(RelayFirehose):
+    """network.bsky.jetstream.subscribeEvents (v2, dict-zstd): JetstreamSource against J1's
+    emulator; its seqs are Jetstream's own (one per like), its cursor inclusive."""
+
+    name = "jetstream"
+    skip_reasons = JETSTREAM_SKIP_REASONS
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jetstream = JetstreamEmulator()
+
+    async def start(self, *, drop_every: int | None = None, malformed_every: int | None = None) -> None:
+        faults = JetstreamFaults(drop_every=drop_every, malformed_every=malformed_every)
+        self.jetstream = JetstreamEmulator(faults=faults)
+        await self.jetstream.start()
+
+    async def down(self) -> None:
+        await self.jetstream.close()
+
+    async def up(self) -> None:
+        await self.jetstream.start()
+
+    async def close(self) -> None:
+        await self.jetstream.close()
+
+    def _flush(self) -> list[int]:
+        seqs = []
+        for frame in self.script.frames[self._published :]:
+            seqs.extend(self.jetstream.publish_relay_frame(frame))
+        self._published = len(self.script.frames)
+        return seqs
+
+    def cursors(self) -> list[int | None]:
+        found = []
+        for c in self.jetstream.connections:
+            cursor = c.params.get("cursor")
+            found.append(int(cursor[0]) if cursor else None)
+        return found
+
+    def malformed_sent(self) -> int:
+        return sum(
+            1 for c in self.jetstream.connections for kind in c.injected if kind.startswith("malformed")
+        )
+
+    def client(self, state_dir: Path, backoff: Backoff) -> RunningStreamer:
+        client = RunningStreamer(self.jetstream.url, state_dir, jetstream=True)
+        client.source.backoff = backoff
+        return client.start()
+
+    def ignored(self, client: Client) -> int:
+        stats = self._streamer(client).streamer.stats
+        return stats.frames - stats.frames_candidate - stats.frames_replayed
+
+
+FIREHOSES: dict[str, Callable[[], FirehoseUnderTest]] = {
+    "relay": RelayFirehose,
+    "jetstream": JetstreamFirehose,
+}

@@ -190,7 +190,9 @@ class Sink:
         for name, events in batch.events.items():
             self.acked.extend((name, e, self.batches) for e in events)
         self.positions.update({k: v for k, v in batch.next_offsets.items() if v is not None})
-        self.marks.extend((name, seq, self.batches) for name, seq in batch.marks.items())
+        self.marks.extend(
+            (name, seq, self.batches) for name, by_source in batch.marks.items() for seq in by_source.values()
+        )
         await source.ack(batch)
 
     async def drain(self, source: BatchSource, done: Callable[[], bool], timeout: float = 30.0) -> None:

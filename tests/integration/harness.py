@@ -1,4 +1,4 @@
-"""A streamer wired to a relay emulator, for integration tests."""
+"""A streamer wired to a relay emulator (or, `jetstream=True`, a Jetstream one), for integration tests."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 
 from schemas import Event
 from schemas.accounts import Account
-from streamer.cursor import CursorStore
+from streamer.cursor import V1, CursorStore, source_id
+from streamer.jetstream_source import JetstreamSource
 from streamer.publish import CollectingPublisher
 from streamer.service import Streamer
-from streamer.source import RelaySource
+from streamer.source import RelaySource, WebsocketSource
 from streamer.tracked import StreamerState, TrackedAccounts
+from streamer.wire import JetstreamWire, RelayWire, Wire
 from transport.backoff import Backoff
 
 A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"  # tracked: a hospital
@@ -32,14 +34,28 @@ class RunningStreamer:
         *,
         accounts: Iterable[Account] = ACCOUNTS,
         receive_timeout: float = 5.0,
+        jetstream: bool = False,
+        compress: bool = True,
+        start_cursor: int | None = None,
     ) -> None:
         self.state = StreamerState(state_dir)
-        self.cursor = CursorStore(state_dir)
+        name = source_id(relay_url if jetstream else None)
+        self.cursor = CursorStore.for_source(state_dir, name)
         self.publisher = CollectingPublisher()
         tracked = TrackedAccounts(accounts, self.state.handles())
-        self.streamer = Streamer(tracked, self.state, self.cursor, self.publisher)
-        self.source = RelaySource(
-            relay_url, receive_timeout=receive_timeout, backoff=Backoff(initial=0.02, maximum=0.1)
+        backoff = Backoff(initial=0.02, maximum=0.1)
+        self.source: WebsocketSource
+        wire: Wire
+        if jetstream:
+            wire = JetstreamWire(name, v1=name == V1, compress=compress)
+            self.source = JetstreamSource(
+                relay_url, inflater=wire.inflater, receive_timeout=receive_timeout, backoff=backoff
+            )
+        else:
+            wire = RelayWire()
+            self.source = RelaySource(relay_url, receive_timeout=receive_timeout, backoff=backoff)
+        self.streamer = Streamer(
+            tracked, self.state, self.cursor, self.publisher, wire=wire, start_cursor=start_cursor
         )
         self._task: asyncio.Task[None] | None = None
 

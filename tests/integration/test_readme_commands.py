@@ -12,7 +12,8 @@ run; `../shared` next to it). An HTML comment right before a block changes how i
 Every other block runs in the foreground under `bash -e -o pipefail` and must exit 0. The
 environment differs from a user's only to stay hermetic and quick: the network
 (BLUEPULSE_RELAY) is a local relay playing the real capture, /metrics binds a free port,
-snapshots are written every second.
+snapshots are written every second. A block that reads Jetstream (`--jetstream`) runs without
+BLUEPULSE_RELAY, as in a user's shell: the two sources exclude each other.
 """
 
 from __future__ import annotations
@@ -122,11 +123,16 @@ class Runner:
         finally:
             self.kill()
 
+    def env_for(self, block: Block) -> dict[str, str]:
+        if "--jetstream" in block.text:
+            return {k: v for k, v in self.env.items() if k != "BLUEPULSE_RELAY"}
+        return self.env
+
     def foreground(self, block: Block) -> None:
         proc = subprocess.Popen(
             [*BASH, block.text],
             cwd=self.cwd,
-            env=self.env,
+            env=self.env_for(block),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -148,7 +154,7 @@ class Runner:
         proc = subprocess.Popen(
             [*BASH, block.text],
             cwd=self.cwd,
-            env=self.env,
+            env=self.env_for(block),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -294,4 +300,7 @@ def test_every_readme_command_runs_on_a_fresh_copy(tmp_path: Path, network: str)
     assert (checkout / "data/demo/bluepulse.duckdb").stat().st_size > 0
     assert (checkout / "data/bluepulse.duckdb").stat().st_size > 0
     assert len((checkout / "data/try/events.jsonl").read_text().splitlines()) >= 5
+    jetstream = (checkout / "data/try-jetstream/events.jsonl").read_text().splitlines()
+    assert len(jetstream) >= 5
+    assert all('"source":"jetstream2@127.0.0.1:8766"' in line for line in jetstream)
     assert (checkout / "data/demo-events.csv").read_text().startswith("seq,")

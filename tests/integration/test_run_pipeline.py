@@ -128,7 +128,8 @@ async def test_run_counts_every_kind_exactly_in_duckdb_and_on_metrics(tmp_path: 
     s = scenario()
     async with RelayEmulator() as relay, RunProcess(tmp_path, relay.url, free_port()) as run:
         await play_to_end(relay, run, s)
-        await run.wait_metric(f"bluepulse_aggregator_last_seq {float(s.seq)}")  # the committed position
+        committed = f'bluepulse_aggregator_last_seq{{source="relay"}} {float(s.seq)}'
+        await run.wait_metric(committed)  # the committed position
         # signals are recomputed at most every 2 s: wait for the deactivation to show
         metrics = await run.wait_metric('bluepulse_account_active{account="ars.fr"} 0.0')
         assert run.stop() == 0

@@ -55,7 +55,7 @@ async def test_aggregator_last_seq_reaches_the_streamer_cursor_through_kafka(
                 relay.publish(frame)
             last = "bluepulse_streamer_last_seq"
             await streamer.wait_for(f"{last} {s.seq}", lambda m: m.get(last) == s.seq, 60)
-            committed = "bluepulse_aggregator_last_seq"
+            committed = 'bluepulse_aggregator_last_seq{source="relay"}'
             await aggregator.wait_for(f"{committed} {s.seq}", lambda m: m.get(committed) == s.seq, 60)
             assert streamer.terminate() == 0, streamer.tail()
             assert aggregator.terminate() == 0, aggregator.tail()
@@ -65,7 +65,9 @@ async def test_aggregator_last_seq_reaches_the_streamer_cursor_through_kafka(
     assert int((tmp_path / "state" / "cursor").read_text()) == s.seq
     assert aggregator.db is not None
     with duckdb.connect(str(aggregator.db), read_only=True) as con:
-        rows = con.execute("SELECT partition, committed_seq FROM positions ORDER BY partition").fetchall()
+        rows = con.execute(
+            "SELECT partition, committed_seq FROM source_positions WHERE source = 'relay' ORDER BY partition"
+        ).fetchall()
         events = con.execute("SELECT max(seq) FROM events").fetchone()
     assert [seq for _, seq in rows] == [s.seq] * PARTITIONS  # the marker reached every partition
     assert events is not None

@@ -4,10 +4,12 @@ views and what /metrics exposes all agree with aggregator/counters.py, both ways
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from aggregator.appview_sql import ProfileSnapshot
 from aggregator.counters import ACCOUNT_COUNTERS, COUNTERS, LEADING, POST_COUNTERS, VIEW_LEADING
 from aggregator.exposition import StoreCollector
 from aggregator.store import Store
@@ -36,6 +38,7 @@ def exposed_account_metrics(tmp_path: Path) -> set[str]:
     with Store.open(tmp_path / "store.duckdb") as store:
         store.upsert_accounts([Account(did, "a.example.com", "A", "chu", "IDF")])
         store.set_followers({did: 10})
+        store.record_profiles([ProfileSnapshot(did, "a.example.com", "A", 12, 3, 4)], datetime.now(UTC))
         registry = CollectorRegistry()
         collector = StoreCollector(store, lambda: 0)
         registry.register(collector)

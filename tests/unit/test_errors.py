@@ -11,6 +11,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from schemas.errors import PipelineError, SchemaReason, SkipError, UsageError
 from streamer.errors import FrameReason, OpReason, RelayMessage
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("bluepulse", "streamer", "aggregator", "transport", "relay", "schemas")
+# every package pyproject.toml installs: a new package is checked without editing this test
+_PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PACKAGES = tuple(_PYPROJECT["tool"]["setuptools"]["packages"])
 SOURCE_DIRS = (*PACKAGES, "bench", "scripts")
 ROOTS = (UsageError, PipelineError, SkipError)
 # the roots themselves (schemas/errors.py) and nothing else may derive from none of ROOTS
@@ -121,7 +124,13 @@ def test_the_checker_sees_a_message_comparison() -> None:
 def test_reason_values_are_the_metric_labels_of_today() -> None:
     """The enums name the labels /metrics already exposes: renaming a value breaks dashboards."""
     frames = "untracked oversized bad_cbor bad_header bad_body bad_car unknown_type too_deep bad_length"
-    assert {r.value for r in FrameReason} == {*frames.split(), "too_many_items", "internal"}
+    jetstream = "bad_json bad_utf8 bad_zstd zstd_bomb"  # issue 13
+    assert {r.value for r in FrameReason} == {
+        *frames.split(),
+        *jetstream.split(),
+        "too_many_items",
+        "internal",
+    }
     assert {r.value for r in OpReason} == {"bad_op", "missing_block", "bad_record"}
     assert {r.value for r in RelayMessage} == {"FutureCursor", "ConsumerTooSlow", "OutdatedCursor", "other"}
     consumer = "bad_position_marker missing_schema_header unknown_schema_header empty_value"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -114,11 +115,20 @@ def test_unparsable_time_uses_fallback_and_is_counted() -> None:
 
 def test_drop_replayed_keeps_only_events_above_the_watermark() -> None:
     events = [ev(s, Kind.MENTION, Action.CREATE, Direction.TO) for s in (5, 6, 6, 7)]
-    kept, dropped, high = drop_replayed(events, (5, 0))
+    kept, dropped, high = drop_replayed(events, {"relay": (5, 0)})
     assert [e.seq for e in kept] == [6, 7]
     assert dropped == 2
-    assert high == (7, 0)
-    assert drop_replayed([], (5, 0)) == ([], 0, (5, 0))
+    assert high == {"relay": (7, 0)}
+    assert drop_replayed([], {"relay": (5, 0)}) == ([], 0, {"relay": (5, 0)})
+
+
+def test_drop_replayed_compares_seqs_of_one_source_only() -> None:
+    relay = [replace(ev(s, Kind.MENTION, Action.CREATE, Direction.TO), source="relay") for s in (30, 31)]
+    jet = [replace(ev(s, Kind.MENTION, Action.CREATE, Direction.TO), source="js2@h") for s in (3, 4, 4)]
+    kept, dropped, high = drop_replayed([relay[0], jet[0], relay[1], jet[1], jet[2]], {"relay": (30, 0)})
+    assert [(e.source, e.seq) for e in kept] == [("js2@h", 3), ("relay", 31), ("js2@h", 4)]
+    assert dropped == 2
+    assert high == {"relay": (31, 0), "js2@h": (4, 0)}
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,14 @@ do not (they never run)."""
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("bluepulse", "streamer", "aggregator", "schemas", "relay", "transport")
+# every package pyproject.toml installs: a new package is checked without editing this test
+_PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+PACKAGES = tuple(_PYPROJECT["tool"]["setuptools"]["packages"])
 
 
 def module_name(path: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import typing
-from dataclasses import fields
+from dataclasses import fields, replace
 from importlib import resources
 
 import jsonschema
@@ -87,3 +87,26 @@ def test_not_json_is_refused() -> None:
     with pytest.raises(SchemaError) as caught:
         decode(b"\xff{")
     assert caught.value.reason == "not_json"
+
+
+def test_source_defaults_to_the_relay_and_is_written_only_for_other_firehoses() -> None:
+    relay = _example(Kind.LIKE)
+    assert relay.source == "relay"
+    assert b'"source"' not in encode(relay)  # byte-identical to events of before issue 13
+    old = {k: v for k, v in json.loads(encode(relay)).items() if k != "source"}
+    assert decode(json.dumps(old)).source == "relay"
+    jet = replace(relay, seq=12, source="jetstream2@jetstream1.us-east.bsky.network")
+    wire = encode(jet)
+    jsonschema.validate(json.loads(wire), SCHEMA)
+    assert json.loads(wire)["source"] == jet.source
+    assert decode(wire) == jet
+
+
+@pytest.mark.parametrize("source", ["", 7])
+def test_a_bad_source_is_refused(source: object) -> None:
+    doc = {**json.loads(encode(_example(Kind.LIKE))), "source": source}
+    with pytest.raises(SchemaError) as caught:
+        decode(json.dumps(doc))
+    assert caught.value.reason == "bad_field"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, SCHEMA)

@@ -187,8 +187,9 @@ def test_positions_keep_offset_and_highest_seq_per_partition(tmp_path: Path) -> 
         )
         store.apply({"bluepulse.events/0": PartitionBatch([], 7)})  # skipped messages still advance
         positions = store.positions()
-        assert (positions["bluepulse.events/0"].next_offset, positions["bluepulse.events/0"].seq) == (7, 5)
-        assert (positions["bluepulse.events/1"].next_offset, positions["bluepulse.events/1"].seq) == (9, 9)
+        p0, p1 = positions["bluepulse.events/0"], positions["bluepulse.events/1"]
+        assert (p0.next_offset, p0.sources["relay"].seq) == (7, 5)
+        assert (p1.next_offset, p1.sources["relay"].seq) == (9, 9)
         store.apply({"queue": PartitionBatch(events[:2])})
         assert store.positions()["queue"].next_offset is None
     with Store.open(tmp_path / "store.duckdb") as reopened:

@@ -14,7 +14,7 @@ from relay.car import commit_frame, identity_frame
 from relay.mutate import DEEP, Sample, deep_record
 from schemas import Event
 from schemas.accounts import Account
-from streamer import service
+from streamer import wire
 from streamer.cursor import CursorStore
 from streamer.publish import CollectingPublisher
 from streamer.service import Streamer
@@ -83,7 +83,7 @@ async def test_an_unexpected_exception_is_an_internal_skip_with_one_traceback(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(service, "frame_events", broken)
+    monkeypatch.setattr(wire, "frame_events", broken)
     streamer = make(tmp_path)
     with caplog.at_level(logging.WARNING, "streamer.service"):
         await feed(streamer, [identity_frame(seq, A, "a.example") for seq in (1, 2, 3)])
@@ -110,7 +110,7 @@ async def test_cancellation_goes_through_the_safety_net(
     def cancelled(*_args: object, **_kwargs: object) -> None:
         raise asyncio.CancelledError
 
-    monkeypatch.setattr(service, "frame_events", cancelled)
+    monkeypatch.setattr(wire, "frame_events", cancelled)
     with pytest.raises(asyncio.CancelledError):
         await feed(make(tmp_path), [identity_frame(1, A, "a.example")])
 

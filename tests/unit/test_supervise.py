@@ -38,7 +38,7 @@ class FlakyPublisher:
     async def publish(self, events: Sequence[Event]) -> None:
         self.events.extend(events)
 
-    async def mark(self, seq: int) -> None:
+    async def mark(self, seq: int, source: str = "relay") -> None:
         return None
 
     async def flush(self) -> None:
