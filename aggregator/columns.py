@@ -25,12 +25,12 @@ _SECONDS: Final = pa.timestamp("s")
 _TEXT_FIELDS: Final = (
     "kind", "action", "direction", "subject_did", "actor_did", "uri", "subject_uri",
     "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri", "handle",
-    "status", "source",
+    "status", "source", "term",
 )  # fmt: skip
 EVENT_COLUMNS: Final = (
     "seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time", "uri",
     "subject_uri", "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri",
-    "handle", "active", "status", "v", "partition", "ingested_at", "source",
+    "handle", "active", "status", "v", "partition", "ingested_at", "source", "term",
 )  # fmt: skip
 
 

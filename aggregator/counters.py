@@ -62,6 +62,7 @@ COUNTERS: Final = (
     _C("unlikes", GROSS, 11, "unlikes_received", "Likes withdrawn from the account's posts."),
     _C("reposts_received", GROSS, 12, "reposts_received", "Reposts received, before un-reposts."),
     _C("unreposts", GROSS, 13, "unreposts_received", "Reposts withdrawn."),
+    _C("mentions_by_name", GROSS, 18, "mentions_by_name", "Posts naming the account by a watch term."),
 )
 LEADING: Final = 7
 

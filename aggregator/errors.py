@@ -5,7 +5,10 @@
     └── QueryError (RuntimeError)        the query was allowed but could not run
         └── StoreHeldError               the aggregator holds the file: read its snapshot
     PipelineError                    exit 1: the running pipeline failed
-    └── StoreError (RuntimeError)        the store cannot be used (open, migrate, a batch, a snapshot)
+    ├── StoreError (RuntimeError)        the store cannot be used (open, migrate, a batch, a snapshot)
+    └── PlcUnavailableError (RuntimeError)  a DID's PLC log unreadable now (retried, never fatal)
+    SkipError
+    └── IdentityParseError               a PLC audit log / DID document that cannot be read (PlcReason)
 
 DuckDB raises one `IOException` for a held lock, a missing file and a corrupt one; `lock_held`
 is the only place that reads its message, so every caller decides by type.
@@ -16,7 +19,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from schemas.errors import PipelineError, UsageError
+from schemas.errors import PipelineError, SkipError, UsageError
 
 if TYPE_CHECKING:  # kept light: the CLI imports the error classes without loading DuckDB
     import duckdb
@@ -24,6 +27,30 @@ if TYPE_CHECKING:  # kept light: the CLI imports the error classes without loadi
 
 class StoreError(PipelineError, RuntimeError):
     """The store cannot be used as asked; the message says why and what to do."""
+
+
+class PlcUnavailableError(PipelineError, RuntimeError):
+    """A DID's identity history could not be read after every attempt (the forensics job
+    retries it later; it never stops the pipeline)."""
+
+
+class PlcReason(StrEnum):
+    """Why an identity fetch attempt failed (label of `bluepulse_plc_fetch_errors_total`)."""
+
+    UNREACHABLE = "unreachable"
+    HTTP_5XX = "http_5xx"
+    THROTTLED = "throttled"
+    HTTP_4XX = "http_4xx"
+    NOT_FOUND = "not_found"
+    MALFORMED = "malformed"
+    BAD_ENTRY = "bad_entry"
+
+
+class IdentityParseError(SkipError[PlcReason]):
+    """A PLC audit log or did:web document that cannot be read as a whole (counted, skipped)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(PlcReason.MALFORMED, detail)
 
 
 class QueryRefusedError(UsageError, ValueError):

@@ -150,12 +150,17 @@ class StoreCollector(Collector):
             ("handle_changes_24h", "Handle changes in the last 24 hours.", s.handle_changes_24h),
             ("status_changes_24h", "Account status changes in the last 24 hours.", s.status_changes_24h),
             ("active", "1 when the account is active on the network.", s.active),
+            ("pds_changes_24h", "PDS endpoint changes in the PLC log (did:web document), last 24 h.",
+             s.pds_changes_24h),
+            ("signing_key_changes_24h", "Signing key changes in the PLC log (did:web document), last 24 h.",
+             s.signing_key_changes_24h),
         )  # fmt: skip
         for name, doc, values in series:
             family = GaugeMetricFamily(f"bluepulse_account_{name}", doc, labels=["account"])
             for did, handle in sorted(labels.items()):
                 family.add_metric([handle], float(values.get(did, 0.0)))
             yield family
+        yield _identity_changes(s, labels)
 
 
 class PipelineCollector(Collector):
@@ -211,6 +216,22 @@ def register_aggregator_metrics(
     registry.register(collector)
     registry.register(PipelineCollector(stats))
     return collector
+
+
+def _identity_changes(s: signals.Signals, labels: dict[str, str]) -> InfoMetricFamily:
+    """The evidence of the takeover indicators: the latest PDS / signing-key change of each
+    account in the last 24 h, old → new (one series per account at most)."""
+    info = InfoMetricFamily(
+        "bluepulse_account_identity_change",
+        "Latest PDS / signing-key change in the last 24 h (PLC log or did:web), old -> new.",
+        labels=["account", "did"],
+    )
+    for did, change in sorted(s.identity_change.items()):
+        evidence = {"old_pds": change.old_pds, "new_pds": change.new_pds,
+                    "old_key": change.old_key, "new_key": change.new_key,
+                    "changed_at": change.time.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+        info.add_metric([labels.get(did, did), did], {k: v or "" for k, v in evidence.items()})
+    return info
 
 
 def _family(cls: Any, name: str, doc: str) -> Any:

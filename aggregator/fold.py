@@ -51,6 +51,7 @@ def _rules() -> dict[tuple[str, str, str], Rule]:
     for kind, name in ((Kind.REPLY, "replies"), (Kind.QUOTE, "quotes")):
         rules[to, kind, create] = (((a[name], 1),), (p[name], 1))
     rules[to, Kind.MENTION, create] = (((a["mentions"], 1),), None)
+    rules[to, Kind.NAME_MENTION, create] = (((a["mentions_by_name"], 1),), None)
     rules[to, Kind.FOLLOW, create] = (((a["follows_gained"], 1),), None)
     rules[to, Kind.FOLLOW, delete] = (((a["follows_lost"], 1),), None)
     return rules

@@ -16,7 +16,7 @@ import duckdb
 
 from aggregator.errors import StoreError
 
-STORE_SCHEMA_VERSION: Final = 5
+STORE_SCHEMA_VERSION: Final = 7
 
 
 def _counters(names: tuple[str, ...]) -> str:
@@ -120,8 +120,29 @@ _V5: Final = (
         time TIMESTAMP NOT NULL, {_SNAPSHOT_COUNTS})""",
 )
 
+# v6 (issue 16, takeover forensics): each operation of a DID's PLC audit log (a did:web: each
+# distinct DID document seen), one row per (did, cid); `nullified` ops are kept as evidence
+_V6: Final = (
+    """CREATE TABLE identity_history (did VARCHAR NOT NULL, time TIMESTAMP NOT NULL,
+        handle VARCHAR, pds VARCHAR, signing_key VARCHAR, rotation_keys VARCHAR[],
+        cid VARCHAR NOT NULL, nullified BOOLEAN NOT NULL DEFAULT false, kind VARCHAR,
+        fetched_at TIMESTAMP NOT NULL, PRIMARY KEY (did, cid))""",
+)
+
+# v7 (issue 16, watch terms): `mentions_by_name`, posts naming an account by a watch term
+# without tagging it (Kind.NAME_MENTION); `events.term`, the term that matched
+_V7: Final = (
+    *(
+        f"ALTER TABLE {table} ADD COLUMN mentions_by_name BIGINT NOT NULL DEFAULT 0"
+        for table in _ACCOUNT_LEVELS
+    ),
+    "ALTER TABLE events ADD COLUMN term VARCHAR",
+)
+
 # version -> statements that take a file from version - 1 to version
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7,
+}  # fmt: skip
 
 
 def file_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -8,6 +8,7 @@ each returning one row per tracked account.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final
 
 import duckdb
@@ -74,6 +75,47 @@ SELECT a.did,
     coalesce(a.active, true)
 FROM accounts a"""
 
+# Identity changes (issue 16): PDS endpoint or signing key of an operation in the last 24 h of
+# identity_history that differs from the operation before it (nullified ops are not the
+# account's state); the latest such change per account is the evidence.
+_IDENTITY_CHANGES: Final = f"""
+WITH ops AS (
+    SELECT did, time, cid, pds, signing_key,
+        lag(pds) OVER w AS old_pds, lag(signing_key) OVER w AS old_key, row_number() OVER w AS n
+    FROM identity_history WHERE NOT nullified
+    WINDOW w AS (PARTITION BY did ORDER BY time, cid)),
+changes AS (
+    SELECT *, pds IS DISTINCT FROM old_pds AS pds_changed,
+        signing_key IS DISTINCT FROM old_key AS key_changed
+    FROM ops WHERE n > 1 AND time > {_NOW} - INTERVAL 24 HOUR),
+latest AS (
+    SELECT * FROM changes WHERE pds_changed OR key_changed
+    QUALIFY row_number() OVER (PARTITION BY did ORDER BY time DESC, cid DESC) = 1)
+SELECT l.did, c.pds_changes, c.key_changes, l.old_pds, l.pds, l.old_key, l.signing_key, l.time
+FROM latest l JOIN (
+    SELECT did, count(*) FILTER (WHERE pds_changed) AS pds_changes,
+        count(*) FILTER (WHERE key_changed) AS key_changes
+    FROM changes GROUP BY did) c USING (did)"""
+
+# The indicator set of the AccountTakeoverSuspected rule (deploy/prometheus/rules), the same
+# thresholds: the forensics job fetches an account's identity history when one turns on.
+THRESHOLDS: Final = {
+    "handle_change": 1.0, "odd_hour_posts": 3.0, "activity_burst": 10.0, "mass_delete": 10.0,
+    "novel_reposts": 5.0, "pds_change": 1.0, "signing_key_change": 1.0,
+}  # fmt: skip
+BURST_MIN_ACTIONS: Final = 5.0  # activity_burst also needs this many posts+reposts in the hour
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityChange:
+    """The latest PDS / signing-key change of an account in the window (old → new)."""
+
+    old_pds: str | None
+    new_pds: str | None
+    old_key: str | None
+    new_key: str | None
+    time: datetime
+
 
 @dataclass(slots=True)
 class Signals:
@@ -87,6 +129,9 @@ class Signals:
     handle_changes_24h: dict[str, float] = field(default_factory=dict)
     status_changes_24h: dict[str, float] = field(default_factory=dict)
     active: dict[str, float] = field(default_factory=dict)
+    pds_changes_24h: dict[str, float] = field(default_factory=dict)
+    signing_key_changes_24h: dict[str, float] = field(default_factory=dict)
+    identity_change: dict[str, IdentityChange] = field(default_factory=dict)
 
 
 def compute(con: duckdb.DuckDBPyConnection) -> Signals:
@@ -101,4 +146,29 @@ def compute(con: duckdb.DuckDBPyConnection) -> Signals:
     for did, handles, statuses, active in con.execute(_IDENTITY).fetchall():
         s.handle_changes_24h[did], s.status_changes_24h[did] = float(handles), float(statuses)
         s.active[did] = 1.0 if active else 0.0
+    for did, pds_n, key_n, *change in con.execute(_IDENTITY_CHANGES).fetchall():
+        s.pds_changes_24h[did], s.signing_key_changes_24h[did] = float(pds_n), float(key_n)
+        s.identity_change[did] = IdentityChange(*change)
     return s
+
+
+def takeover_indicators(s: Signals) -> dict[str, dict[str, float]]:
+    """Per account, the indicators above their threshold (name → raw value), as the rule sees them."""
+    raw = {
+        "handle_change": s.handle_changes_24h, "odd_hour_posts": s.odd_hour_posts_1h,
+        "activity_burst": s.activity_ratio, "mass_delete": s.deletes_1h,
+        "novel_reposts": s.novel_reposts_24h, "pds_change": s.pds_changes_24h,
+        "signing_key_change": s.signing_key_changes_24h,
+    }  # fmt: skip
+    out: dict[str, dict[str, float]] = {}
+    for name, values in raw.items():
+        for did, value in values.items():
+            if value < THRESHOLDS[name]:
+                continue
+            if (
+                name == "activity_burst"
+                and s.posts_1h.get(did, 0) + s.reposts_1h.get(did, 0) < BURST_MIN_ACTIONS
+            ):
+                continue
+            out.setdefault(did, {})[name] = value
+    return out

@@ -29,7 +29,9 @@ from aggregator.columns import batch_tables
 from aggregator.errors import StoreError, lock_held
 from aggregator.fold import plan
 from aggregator.identity import DEDUP_HOURS, backfill, drop_known
+from aggregator.identity_sql import identity_table, write_identity
 from aggregator.maintenance import MaintenanceResult, run_maintenance
+from aggregator.plc import IdentityOp
 from aggregator.positions import PartitionBatch, Position, SourcePosition, admit
 from aggregator.schema_sql import migrate
 from aggregator.snapshot import write_snapshot
@@ -231,6 +233,14 @@ class Store:
         table = appview_sql.posts_table(posts)
         result: list[PostsRecorded] = []
         self._transaction(lambda: result.append(appview_sql.write_posts(self._con, table, at)))
+        return result[0]
+
+    def record_identity(self, ops: Sequence[IdentityOp], fetched_at: datetime) -> int:
+        """PLC log operations / did:web documents into identity_history (identity_sql.py);
+        returns how many rows were new."""
+        table = identity_table(ops, fetched_at)
+        result: list[int] = []
+        self._transaction(lambda: result.append(write_identity(self._con, table)))
         return result[0]
 
     def _with_table(self, name: str, table: pa.Table, sql: str) -> None:

@@ -110,6 +110,15 @@ FROM c LEFT JOIN posts p ON p.uri = c.uri LEFT JOIN accounts_now a ON a.did = c.
 WHERE {_POST_INTERACTIONS} > 0  -- a post whose hour was only un-likes is not "hot"
 ORDER BY interactions DESC, c.uri"""
 
+# Posts that name a tracked account by a watch term (issue 16), newest first, from the event
+# log (kept `--retention-days`); the counts, kept forever, are `mentions_by_name` above.
+_MENTIONS: Final = """CREATE OR REPLACE VIEW mentions AS
+SELECT e.time, e.subject_did AS did, a.handle, e.term, e.uri, e.actor_did AS author, e.text,
+    e.created_at
+FROM events e LEFT JOIN accounts_now a ON a.did = e.subject_did
+WHERE e.kind = 'name_mention' AND e.action = 'create'
+ORDER BY e.time DESC, e.uri, e.subject_did"""
+
 VIEWS: Final = (
     _ACCOUNTS_NOW,
     _ACCOUNT_BUCKETS,
@@ -118,4 +127,5 @@ VIEWS: Final = (
     _POST_BUCKETS,
     _TOP_POSTS,
     _HOT_POSTS,
+    _MENTIONS,
 )

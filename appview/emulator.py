@@ -158,7 +158,7 @@ class AppViewEmulator:
                 self.in_flight += 1
                 self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
                 try:
-                    status, extra, body = await self._respond(client, method, target)
+                    status, extra, body = await self._respond(client, method, target, headers)
                 finally:
                     self.in_flight -= 1
                 keep = headers.get("connection", "").lower() != "close"
@@ -172,7 +172,10 @@ class AppViewEmulator:
             self._handlers.pop(task, None)  # type: ignore[arg-type]
             writer.close()
 
-    async def _respond(self, client: str, method: str, target: str) -> tuple[int, dict[str, str], bytes]:
+    async def _respond(
+        self, client: str, method: str, target: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Status, extra headers and body of one request (a subclass serves other paths)."""
         url = urlsplit(target)
         nsid = url.path.removeprefix("/xrpc/")
         query = parse_qs(url.query)

@@ -4,7 +4,9 @@ The real relay window, looped with rewritten seqs (frames keep their real MST bl
 preloaded into a relay emulator in its own process; each client, in its own fresh process
 on the other CPU, replays the same N frames with `cursor=0` and is timed from its first frame
 to its N-th (the streamer's until the queue consumer acked every event). Peak RSS is the
-client process's own. Run: `.venv/bin/python bench/streamer.py [--frames N] [--quick]`.
+client process's own. Run: `.venv/bin/python bench/streamer.py [--frames N] [--quick] [--terms N]`;
+`--terms N` adds a streamer with N watch terms per tracked account (French hospital names and
+variants, one Aho-Corasick automaton: streamer/names.py) and checks it stays ≥ 0.6× the bare loop.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ClientSpec:
     tracked: tuple[str, ...] = ()
     extra_random: int = 0
     cpu: int | None = None
+    terms: int = 0  # watch terms per tracked account
 
 
 @dataclass(slots=True)
@@ -225,16 +228,19 @@ async def run_streamer(spec: ClientSpec) -> Result:
         async def run(self, handler: FrameHandler, cursor: Callable[[], int | None]) -> None:
             await super().run(meter.wrap(handler), cursor)
 
+    from streamer.names import NameMatcher
+
     dids = [*spec.tracked, *random_dids(spec.extra_random, spec.extra_random, set(spec.tracked))]
     accounts = (Account(did, f"t{i}.bench.example", f"Bench {i}") for i, did in enumerate(dids))
     tracked = TrackedAccounts(accounts)
+    names = NameMatcher(hospital_terms(spec.tracked, spec.terms)) if spec.terms else None
     del dids, accounts
     with tempfile.TemporaryDirectory(prefix="bluepulse-bench-") as tmp:
         cursor = CursorStore(Path(tmp))
         cursor.save(0)  # resume from 0: replay the whole preloaded log
         state = StreamerState(Path(tmp))
         queue = EventQueue()
-        streamer = Streamer(tracked, state, cursor, QueuePublisher(queue))
+        streamer = Streamer(tracked, state, cursor, QueuePublisher(queue), names=names)
         meter = Meter(spec.count)
         source = MeteredSource(spec.url)
         drain = _Drain(queue)
@@ -244,6 +250,7 @@ async def run_streamer(spec: ClientSpec) -> Result:
         stats = streamer.stats
         counts = {
             "events": sum(stats.events.values()),
+            "name_mentions": sum(n for (kind, _), n in stats.events.items() if kind == "name_mention"),
             "drained": drain.events,
             "candidates": stats.frames_candidate,
             "skipped": sum(stats.frames_skipped.values()),
@@ -298,6 +305,35 @@ async def _serve(capture: str, count: int, conn: Connection) -> None:
 
 
 # -- orchestration ------------------------------------------------------------------------------
+CITIES: Final = (
+    "Toulouse", "Lille", "Bordeaux", "Nantes", "Rennes", "Montpellier", "Strasbourg", "Grenoble",
+    "Nice", "Marseille", "Lyon", "Brest", "Angers", "Tours", "Dijon", "Besançon", "Reims", "Amiens",
+    "Rouen", "Caen", "Limoges", "Poitiers", "Nîmes", "Saint-Étienne", "Clermont-Ferrand", "Orléans",
+    "Nancy", "Metz", "Pointe-à-Pitre", "Fort-de-France", "La Réunion", "Guyane", "Ajaccio", "Bastia",
+    "Annecy", "Chambéry", "Valence", "Avignon", "Perpignan", "Béziers", "Pau", "Bayonne", "Niort",
+    "La Rochelle", "Le Mans", "Laval", "Vannes", "Lorient", "Quimper", "Saint-Brieuc", "Cholet",
+    "Troyes", "Mulhouse", "Colmar", "Belfort", "Chalon-sur-Saône", "Mâcon", "Bourg-en-Bresse",
+    "Roanne", "Villefranche", "Montauban", "Albi", "Rodez", "Cahors", "Agen",
+)  # fmt: skip
+
+
+def hospital_terms(dids: Sequence[str], per_account: int) -> dict[str, list[str]]:
+    """`per_account` realistic watch terms for each DID: a French hospital's name and variants."""
+    out: dict[str, list[str]] = {}
+    for i, did in enumerate(dids):
+        city = CITIES[i % len(CITIES)]
+        tag = "".join(part.capitalize() for part in city.replace("-", " ").split())
+        variants = [
+            f"CHU de {city}", f"CHU {city}", f"#CHU{tag}", f"Hôpital de {city}",
+            f"Centre hospitalier de {city}", f"CH {city}", f"hopital {city}", f"#Hopital{tag}",
+            f"Hospices civils de {city}", f"CHR {city}",
+        ]  # fmt: skip
+        out[did] = [
+            variants[k % len(variants)] + ("" if k < len(variants) else f" {k}") for k in range(per_account)
+        ]
+    return out
+
+
 def random_dids(n: int, seed: int, exclude: set[str]) -> list[str]:
     rng = random.Random(seed)
     out: dict[str, None] = {}
@@ -382,6 +418,7 @@ LABELS: Final = {
     "sdk": "atproto SDK client (parse + CAR decode)",
     "streamer65": "bluepulse streamer, 65 tracked",
     "streamer100k": "bluepulse streamer, 100,000 tracked",
+    "streamer65terms": "bluepulse streamer, 65 tracked + terms",
 }
 
 
@@ -408,14 +445,16 @@ def print_table(results: dict[str, list[Result]]) -> dict[str, float]:
 
 
 def print_counts(results: dict[str, list[Result]]) -> None:
-    for name in ("streamer65", "streamer100k"):
+    for name in ("streamer65", "streamer100k", "streamer65terms"):
+        if name not in results:
+            continue
         last = results[name][-1]
         c = last.counts
         share = 100 * c["candidates"] / last.frames
         print(
             f"{LABELS[name]}: candidate frames {c['candidates']:,} ({share:.1f} %), events {c['events']:,}"
-            f" (acked {c['drained']:,}), skipped {c['skipped']}, reconnects {c['reconnects']},"
-            f" peak RSS {_mb(last.peak_kb)}"
+            f" (name mentions {c['name_mentions']:,}, acked {c['drained']:,}), skipped {c['skipped']},"
+            f" reconnects {c['reconnects']}, peak RSS {_mb(last.peak_kb)}"
         )
     sdk = results["sdk"][-1].counts
     print(f"atproto SDK: CARs decoded {sdk.get('cars', 0):,}, decode errors {sdk.get('errors', 0)}")
@@ -426,6 +465,13 @@ def print_targets(results: dict[str, list[Result]], fps: dict[str, float]) -> No
     print("targets:")
     _check("streamer(65) ≥ 4× SDK", small >= 4 * sdk, f"{small / sdk:.2f}×")
     _check("streamer(65) ≥ 0.7× bare", small >= 0.7 * bare, f"{small / bare:.2f}×")
+    if "streamer65terms" in fps:
+        terms = fps["streamer65terms"]
+        _check(
+            "streamer(65, watch terms) ≥ 0.6× bare",
+            terms >= 0.6 * bare,
+            f"{terms / bare:.2f}× ({100 * (1 - terms / small):+.1f} % vs without terms)",
+        )
     slower = 1 - large / small
     _check("streamer(100k) within 20 % of streamer(65)", slower < 0.2, f"{100 * slower:+.1f} % slower")
     peak = max(r.peak_kb for r in results["streamer100k"])
@@ -447,6 +493,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs per client; medians are reported")
     parser.add_argument("--authors", type=int, default=AUTHORS, help="most liked/reposted authors tracked")
     parser.add_argument("--posters", type=int, default=POSTERS, help="posting DIDs of the window tracked")
+    parser.add_argument(
+        "--terms", type=int, default=0, help="also run the 65-account streamer with N watch terms per account"
+    )
     parser.add_argument("--capture", type=Path, default=CORPUS / "frames.bin.zst")
     parser.add_argument("--expected", type=Path, default=CORPUS / "expected_v1.jsonl")
     return parser.parse_args(argv)
@@ -475,6 +524,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             base, kind="streamer", tracked=tuple(tracked), extra_random=TRACKED_LARGE - TRACKED_SMALL
         ),
     }
+    if args.terms:
+        specs["streamer65terms"] = replace(specs["streamer65"], terms=args.terms)
+        LABELS["streamer65terms"] = f"bluepulse streamer, 65 tracked × {args.terms} terms"
+        print(
+            f"watch terms: {TRACKED_SMALL} × {args.terms} = {TRACKED_SMALL * args.terms}"
+            " (French hospital names and variants)"
+        )
     results: dict[str, list[Result]] = {name: [] for name in specs}
     for _ in range(max(1, args.repeat)):
         for name, spec in specs.items():

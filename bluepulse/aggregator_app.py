@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry
 
 from aggregator.consume import BatchSource
 from aggregator.exposition import register_aggregator_metrics
+from aggregator.forensics import IdentityForensics
+from aggregator.plc_client import PLC_DIRECTORY, PlcClient
 from aggregator.service import Aggregator
 from aggregator.store import Store
 from bluepulse import transport_choice
@@ -57,14 +59,17 @@ class AggregatorApp:
             supervisor=supervisor,
         )
         self.store_metrics = register_aggregator_metrics(registry, store, self.aggregator.stats)
+        self.forensics = forensics(config, store, registry, supervisor)
 
     async def run(self) -> None:
-        """Consume until `stop`; with a `lag` reader, /metrics gets the consumer's lag every second."""
-        if self._lag is None:
-            await self.aggregator.run()
-            return
-        lag = self.supervisor.every("metrics", 1.0, self.refresh_lag)
-        await run_with(self.aggregator.run(), lag)
+        """Consume until `stop`; with a `lag` reader, /metrics gets the consumer's lag every second;
+        identity look-ups (--plc) run beside it."""
+        jobs = []
+        if self._lag is not None:
+            jobs.append(self.supervisor.every("metrics", 1.0, self.refresh_lag))
+        if self.forensics is not None:
+            jobs.append(self.forensics.run())
+        await run_with(self.aggregator.run(), *jobs)
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run`."""
@@ -83,9 +88,22 @@ class AggregatorApp:
         """Metrics first (they read the store), then the source, then the store."""
         try:
             self.store_metrics.close()
+            if self.forensics is not None:
+                await self.forensics.aclose()
             await self.source.close()
         finally:
             self.store.close()
+
+
+def forensics(
+    config: AggregatorAppSettings, store: Store, registry: CollectorRegistry, supervisor: Supervisor
+) -> IdentityForensics | None:
+    """The identity look-up job of `--plc` (None with `--plc off`), its counters on /metrics."""
+    if config.plc == "off":
+        return None
+    client = PlcClient(config.plc or PLC_DIRECTORY)
+    registry.register(client.stats.collector())
+    return IdentityForensics(store, client, supervisor)
 
 
 async def main(config: AggregatorConfig) -> int:

@@ -66,6 +66,19 @@ class TrackedSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TermsSettings:
+    """Watch terms matched in every post's text (schemas/terms.py, streamer/names.py)."""
+
+    terms_file: Path | None = setting(
+        None,
+        Path,
+        "watch terms kept apart from the accounts file: CSV term,account (account = DID or handle "
+        "of the accounts file), added to its terms column",
+        unset="the accounts file's terms column only",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StreamerSettings:
     """The streamer app: its state directory and timings."""
 
@@ -265,6 +278,24 @@ class LiveAppViewSettings:
     )
 
 
+def _plc(text: str) -> str:
+    """A PLC directory base URL, or `off`."""
+    return "off" if text.strip().lower() == "off" else p.http_url(text)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlcSettings:
+    """Takeover forensics (aggregator/forensics.py): where DID identity histories are read."""
+
+    plc: str | None = setting(
+        None,
+        p.optional(_plc),
+        "PLC directory whose audit log of a DID (/<did>/log/audit; did:web: its did.json) is "
+        "stored in identity_history on a handle or status change or a takeover signal; off = never",
+        unset="https://plc.directory",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReportSettings:
     """The barometer report (`bluepulse report`, report/): its period, audience and output."""
@@ -401,12 +432,14 @@ class LogSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StreamerAppSettings(SourceSettings, JetstreamSettings, TrackedSettings, StreamerSettings):
+class StreamerAppSettings(
+    SourceSettings, JetstreamSettings, TrackedSettings, TermsSettings, StreamerSettings
+):
     pass
 
 
 @dataclass(frozen=True, kw_only=True)
-class AggregatorAppSettings(TrackedSettings, StoreSettings, AggregatorSettings):
+class AggregatorAppSettings(TrackedSettings, StoreSettings, AggregatorSettings, PlcSettings):
     pass
 
 
@@ -432,6 +465,7 @@ class RunConfig(
 class DemoConfig(
     Config,
     StreamerSettings,
+    TermsSettings,
     AggregatorSettings,
     QueueSettings,
     MetricsSettings,

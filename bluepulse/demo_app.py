@@ -20,6 +20,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from appview.plc_emulator import PlcEmulator
 from bluepulse import lock
 from bluepulse.config import DemoConfig, RunConfig
 from bluepulse.errors import listen_error
@@ -31,6 +32,7 @@ from relay.demo_day import demo_day
 from relay.emulator import RelayEmulator
 from relay.jetstream_emulator import JetstreamEmulator
 from relay.server import play
+from relay.takeover_scenario import demo_plc_logs
 
 Emulator = RelayEmulator | JetstreamEmulator
 
@@ -51,7 +53,8 @@ async def main(config: DemoConfig, rerun: str) -> int:
             raise listen_error(exc, (what, relay.host), ("--port", config.port)) from exc
         try:
             _empty(home)
-            await _play(config, home, relay, registry, rerun)
+            async with PlcEmulator() as directory:  # the demo day's PLC directory
+                await _play(config, home, relay, registry, rerun, directory=directory)
         finally:
             await relay.close()
     return 0
@@ -69,9 +72,16 @@ def _empty(home: Path) -> None:
 
 
 async def _play(
-    config: DemoConfig, home: Path, relay: Emulator, registry: CollectorRegistry, rerun: str
+    config: DemoConfig,
+    home: Path,
+    relay: Emulator,
+    registry: CollectorRegistry,
+    rerun: str,
+    *,
+    directory: PlcEmulator,
 ) -> None:
     day = demo_day(scale=config.demo_scale)
+    directory.logs = demo_plc_logs(day)  # the night's takeover moves the account's PDS
     accounts = home / "accounts.csv"
     rows = [f'{a.did},{a.handle},"{a.name}",{a.category},{a.region}' for a in day.accounts]
     accounts.write_text("did,handle,name,category,region\n" + "\n".join(rows) + "\n")
@@ -83,6 +93,7 @@ async def _play(
         accounts=accounts,
         state_dir=home / "state",
         db=home / "bluepulse.duckdb",
+        plc=directory.url,  # offline: the demo's own PLC directory
     )
     pipeline = Pipeline(run, registry)
     log.info(

@@ -20,9 +20,11 @@ from prometheus_client import CollectorRegistry
 from bluepulse import transport_choice
 from bluepulse.config import StreamerAppSettings, StreamerConfig
 from bluepulse.process import hosting, supervised
-from schemas.accounts import Account, load_accounts
+from schemas.accounts import Account, load_accounts, load_terms_file
+from schemas.terms import merge_terms
 from streamer.cursor import V1, CursorStore, source_id, start_cursor
 from streamer.jetstream_source import JetstreamSource
+from streamer.names import NameMatcher
 from streamer.publish import Publisher
 from streamer.service import Streamer
 from streamer.source import RelaySource, WebsocketSource
@@ -50,8 +52,9 @@ class StreamerApp:
         registry: CollectorRegistry,
         supervisor: Supervisor,
     ) -> StreamerApp:
-        """Fails fast (RegistryError, StateError) on a broken accounts file or state directory."""
+        """Fails fast (RegistryError, StateError) on a broken accounts or terms file or state directory."""
         accounts = load_accounts(config.accounts)
+        names = watch_terms(config, accounts)
         source_name = source_id(config.jetstream)
         cursor_store = CursorStore.for_source(config.state_dir, source_name)
         cursor_store.check_writable()
@@ -72,12 +75,12 @@ class StreamerApp:
         start = start_cursor(config.state_dir, source_name)
         streamer = Streamer(
             tracked, state, cursor_store, publisher, supervisor=supervisor,
-            remember_days=config.remember_days, wire=wire, start_cursor=start,
+            remember_days=config.remember_days, wire=wire, start_cursor=start, names=names,
         )  # fmt: skip
         registry.register(StreamerCollector(streamer.stats))
         log.info(
-            "streamer ready source=%s url=%s tracked=%d cursor=%s",
-            source_name, source.base_url, len(tracked), streamer.position(),
+            "streamer ready source=%s url=%s tracked=%d watch_terms=%d cursor=%s",
+            source_name, source.base_url, len(tracked), names.term_count, streamer.position(),
         )  # fmt: skip
         return cls(streamer, source, state, config.checkpoint_interval)
 
@@ -123,6 +126,12 @@ class StreamerApp:
                 return
             raise TaskFailedError(f"final checkpoint failed, cursor not saved: {exc}") from exc
         log.info("streamer stopped cursor=%s", seq)
+
+
+def watch_terms(config: StreamerAppSettings, accounts: list[Account]) -> NameMatcher:
+    """The accounts' `terms` and the `--terms-file` terms, compiled into one automaton."""
+    extra = load_terms_file(config.terms_file, accounts) if config.terms_file is not None else {}
+    return NameMatcher(merge_terms({a.did: a.terms for a in accounts}, extra))
 
 
 async def main(config: StreamerConfig) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from schemas.errors import RegistryError
-from schemas.terms import SEPARATOR, split_terms
+from schemas.terms import SEPARATOR, parse_terms_file, split_terms
 
 REQUIRED_COLUMNS: Final = ("did", "handle", "name")
 OPTIONAL_COLUMNS: Final = ("category", "region", "followers", "terms")
@@ -165,12 +165,25 @@ def accounts_csv(accounts: Sequence[Account]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     with_terms = any(a.terms for a in accounts)
-    writer.writerow(REQUIRED_COLUMNS + OPTIONAL_COLUMNS if with_terms else REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:3])
+    writer.writerow(
+        REQUIRED_COLUMNS + OPTIONAL_COLUMNS if with_terms else REQUIRED_COLUMNS + OPTIONAL_COLUMNS[:3]
+    )
     for a in accounts:
         followers = "" if a.followers is None else str(a.followers)
         row = [a.did, a.handle, a.name, a.category, a.region, followers]
         writer.writerow([*row, SEPARATOR.join(a.terms)] if with_terms else row)
     return out.getvalue()
+
+
+def load_terms_file(path: Path, accounts: Sequence[Account]) -> dict[str, tuple[str, ...]]:
+    """did → terms of a `--terms-file` (schemas/terms.py), read as leniently as the accounts file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read terms file: {exc.strerror}") from exc
+    return parse_terms_file(
+        decode_accounts(data, str(path)), [(a.did, a.handle) for a in accounts], str(path)
+    )
 
 
 def write_accounts(path: Path, accounts: Sequence[Account]) -> None:

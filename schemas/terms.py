@@ -5,17 +5,18 @@ comes from the accounts file's `terms` cell (`;`-separated: `CHU de Toulouse;CHU
 #CHUToulouse`) or from `--terms-file` (CSV `term,account`, one term a row, `account` the DID or
 handle of an account of the accounts file: every term counts for one account, so the Kafka key
 and the per-account metric stay what they are). Terms are checked here, every problem at once
-with its line; streamer/names.py matches them. `normalize` is the one folding both sides use:
-NFKD, combining marks dropped, casefold, runs of white space made one space.
+with its line (the file is read by schemas/accounts.py `load_terms_file`); streamer/names.py
+matches them. `normalize` is the one folding both sides use: NFKD, combining marks dropped,
+casefold, runs of white space made one space.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Final
 
 from schemas.errors import RegistryError
@@ -27,17 +28,32 @@ _SPACES: Final = re.compile(r"\s+")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+@functools.cache
+def _marks() -> re.Pattern[str]:
+    """The combining marks of the Basic Multilingual Plane (accents of every script) as a
+    regex class of ranges. Astral ones (historic scripts, musical notation) are left out: with
+    them the class no longer fits sre's fast BMP charset and a post's normalization costs 4×."""
+    ranges: list[list[int]] = []
+    for code in range(0x10000):
+        if unicodedata.combining(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return re.compile("[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]+")
+
+
 def normalize(text: str) -> str:
     """Case- and accent-insensitive form: `Hôpital  Necker` → `hopital necker`.
 
     ASCII text (most posts) only needs lower(); other text is decomposed (NFKD: `é` → `e` +
-    U+0301, `ﬁ` → `fi`), stripped of its combining marks and casefolded (`ß` → `ss`).
+    U+0301, `ﬁ` → `fi`), stripped of its combining marks (one regex pass, ~2× faster than a
+    loop over characters) and casefolded (`ß` → `ss`).
     """
     if text.isascii():
         folded = text.lower()
     else:
-        decomposed = unicodedata.normalize("NFKD", text)
-        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+        folded = _marks().sub("", unicodedata.normalize("NFKD", text)).casefold()
     return _SPACES.sub(" ", folded) if "  " in folded or not folded.isprintable() else folded
 
 
@@ -73,17 +89,6 @@ def split_terms(cell: str) -> tuple[tuple[str, ...], list[str]]:
     return tuple(terms), problems
 
 
-def load_terms_file(path: Path, accounts: Iterable[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
-    """did → terms of a terms file; `accounts`: (did, handle) of the accounts file."""
-    from schemas.accounts import decode_accounts  # noqa: PLC0415  (accounts imports this module)
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RegistryError(f"{path}: cannot read terms file: {exc.strerror}") from exc
-    return parse_terms_file(decode_accounts(data, str(path)), accounts, str(path))
-
-
 def parse_terms_file(
     text: str, accounts: Iterable[tuple[str, str]], source: str = "<terms>"
 ) -> dict[str, tuple[str, ...]]:
@@ -112,7 +117,9 @@ def parse_terms_file(
         if problem is not None:
             problems.append(f"line {line}: {problem}")
         if not account:
-            problems.append(f"line {line}: term {term!r} has no account (a DID or handle of the accounts file)")
+            problems.append(
+                f"line {line}: term {term!r} has no account (a DID or handle of the accounts file)"
+            )
         elif account not in known:
             problems.append(f"line {line}: account {account!r} is not in the accounts file")
         elif problem is None:

@@ -6,7 +6,11 @@ Runs on undecoded bytes. DAG-CBOR keeps strings as raw bytes, so every DID a fra
 repo is read near the start and only the op records at the CAR's tail are scanned for DIDs,
 not the MST nodes that make up most of a frame. Set lookups keep it O(1) in the tracked count.
 A delete carries only a path: it is kept only when its repo has remembered paths.
-Any layout surprise falls back to scanning the whole frame, never to a skip.
+With watch terms (streamer/names.py) a post create by anyone may name a tracked account: its
+text is read raw from the record block (the `text` value sits just before the post's `$type`)
+and matched here, so only posts that name an account are decoded; every other frame stays as
+cheap as before. Any layout surprise falls back to scanning the whole frame (or, for a post,
+to decoding it), never to a skip.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from streamer.frames import COMMIT_PREFIX
+from streamer.names import NameMatcher
 
 DID_TOKEN: Final = re.compile(rb"did:(?:plc:[a-z2-7]{24}|web:[A-Za-z0-9.\-%:]+)")
 SKIP: Final = 0
@@ -35,6 +40,34 @@ _SUBJECT_REF: Final = b"\x67subject\xa2\x63cid\x78"  # subject: {cid: text(24..2
 _SUBJECT_REF_LEN: Final = len(_SUBJECT_REF)
 _URI_AT: Final = b"\x63uri\x78"  # "uri", then a text of 24..255 bytes
 _SUBJECT_TEXT8: Final = b"\x67subject\x78"  # a follow's subject: a DID text
+_TEXT_KEY: Final = b"\x64text"  # "text": a post's text, the key before "$type" in canonical order
+_TEXT_TRIES: Final = 3  # "dtext" inside the text itself: look a little further back, then decode
+
+
+def _post_text(frame: bytes, type_at: int) -> str | None:
+    """The text of the post record whose `$type` starts at `type_at`, read from the raw bytes;
+    None when the layout is not the expected one or the bytes are not UTF-8 (decode it)."""
+    end = type_at
+    for _ in range(_TEXT_TRIES):
+        key = frame.rfind(_TEXT_KEY, 0, end)
+        if key < 0:
+            return None
+        head, at = frame[key + 5], key + 6
+        if 0x60 <= head < 0x78:
+            length = head - 0x60
+        elif head == 0x78:
+            length, at = frame[at], at + 1
+        elif head == 0x79:
+            length, at = int.from_bytes(frame[at : at + 2]), at + 2
+        else:
+            length = -1
+        if at + length == type_at:
+            try:
+                return frame[at:type_at].decode()
+            except UnicodeDecodeError:
+                return None
+        end = key
+    return None
 
 
 def _subject_did(frame: bytes, collection: bytes) -> bytes | None:
@@ -57,10 +90,17 @@ def _subject_did(frame: bytes, collection: bytes) -> bytes | None:
 class FrameFilter:
     """Tracked DIDs, and repos with remembered paths, as bytes for the raw scan."""
 
-    def __init__(self, tracked_dids: Iterable[str], rememberers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        tracked_dids: Iterable[str],
+        rememberers: Iterable[str] = (),
+        *,
+        names: NameMatcher | None = None,
+    ) -> None:
         self._tracked: set[bytes] = {did.encode() for did in tracked_dids}
         self._rememberers: set[bytes] = {did.encode() for did in rememberers}
         self._findall = DID_TOKEN.findall
+        self._names = names if names else None
 
     def add(self, did: str) -> None:
         self._tracked.add(did.encode())
@@ -108,13 +148,31 @@ class FrameFilter:
             # canonical key order puts every DID-bearing post field (reply, embed, facets)
             # after `$type`; nested `$type`s never name app.bsky.feed.post
             start = frame.rfind(_POST_TYPE) if collection == _POST else -1
+            if start > at and self._names is not None and self._names_post(frame, start):
+                return MENTIONS
         else:
             start = self._records_start(frame, at)
+            if self._names is not None and self._names_posts(frame, at):
+                return MENTIONS
         if start <= at:
             return self._classify_whole(frame)
         if not tracked.isdisjoint(self._findall(frame, start)):
             return MENTIONS
         return self._deletes_only(frame, repo, at)
+
+    def _names_posts(self, frame: bytes, after: int) -> bool:
+        """Several records: does any post among them (a thread, a post and its gate) name one?"""
+        type_at = frame.find(_POST_TYPE, after)
+        while type_at > 0:
+            if self._names_post(frame, type_at):
+                return True
+            type_at = frame.find(_POST_TYPE, type_at + len(_POST_TYPE))
+        return False
+
+    def _names_post(self, frame: bytes, type_at: int) -> bool:
+        """Does the post whose `$type` is at `type_at` name a tracked account (or is unreadable)?"""
+        text = _post_text(frame, type_at)
+        return text is None or bool(self._names and self._names.find(text))
 
     def _deletes_only(self, frame: bytes, repo: bytes, ops_end: int) -> int:
         """No tracked DID in the frame: only a delete by a repo with remembered paths counts."""
@@ -139,5 +197,7 @@ class FrameFilter:
 
     def _classify_whole(self, frame: bytes) -> int:  # the safe, slower way
         if not self._tracked.isdisjoint(self._findall(frame)):
+            return MENTIONS
+        if self._names is not None and _POST_TYPE in frame:
             return MENTIONS
         return DELETES_ONLY if _DELETE in frame else SKIP

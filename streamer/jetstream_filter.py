@@ -8,7 +8,9 @@ A delete carries only its path: it is kept only when its repo has remembered pat
 unescaped `"` cannot occur inside a string), so they cannot be faked by a record's text, and any
 surprise (an unknown kind, an error or #info frame, a frame cut short) goes to the decoder,
 which counts it: a frame is skipped unread only when it is surely a commit or identity/account
-event that names no tracked DID.
+event that names no tracked DID. With watch terms a post create by anyone (a whole
+`"app.bsky.feed.post"` token: the collection or the record's `$type`, never a URI) is a
+candidate: orjson and streamer/names.py judge its text.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from collections.abc import Iterable
 from typing import Final
 
 from streamer.filter import DELETES_ONLY, DID_TOKEN, MENTIONS, SKIP, FrameFilter
+from streamer.names import NameMatcher
 
 V2_TYPE: Final = "network.bsky.jetstream.subscribeEvents#"
 _DELETE: Final = b'"delete"'
+_POST: Final = b'"app.bsky.feed.post"'
+_CREATE: Final = b'"create"'
 _ENDS: Final = (b"}", b"}\n")  # a frame that does not end so was cut short: the decoder says so
 
 
@@ -35,9 +40,10 @@ class JetstreamFilter(FrameFilter):
     """FrameFilter's tracked and rememberer sets, read from Jetstream JSON (v2 or v1)."""
 
     def __init__(
-        self, tracked_dids: Iterable[str], rememberers: Iterable[str] = (), *, v1: bool = False
-    ) -> None:
-        super().__init__(tracked_dids, rememberers)
+        self, tracked_dids: Iterable[str], rememberers: Iterable[str] = (), *, v1: bool = False,
+        names: NameMatcher | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(tracked_dids, rememberers, names=names)
         self._commit, self._repo_kinds = _V1 if v1 else _V2
         self._search = DID_TOKEN.search
 
@@ -47,6 +53,8 @@ class JetstreamFilter(FrameFilter):
         if whole and self._commit in frame:
             if not self._tracked.isdisjoint(self._findall(frame)):
                 return MENTIONS
+            if self._names is not None and _POST in frame and _CREATE in frame:
+                return MENTIONS  # a post create by anyone: its text may name an account
             if _DELETE in frame:
                 repo = self._search(frame)  # a delete has no record: its first DID is the repo
                 if repo is not None and repo.group() in self._rememberers:

@@ -22,6 +22,7 @@ from streamer.errors import FrameError, FrameReason, RelayMessage
 from streamer.filter import MENTIONS, SKIP
 from streamer.frames import Envelope
 from streamer.jetstream_decode import ZSTD_MAGIC
+from streamer.names import NameMatcher
 from streamer.publish import Publisher
 from streamer.skiplog import SkipLog
 from streamer.source import WebsocketSource
@@ -51,9 +52,11 @@ class Streamer:
         expiry_interval: float | None = None,
         wire: Wire | None = None,
         start_cursor: int | None = None,
+        names: NameMatcher | None = None,
     ) -> None:
         """`start_cursor`: where to start when there is no saved position of this source (a
-        time cursor derived from another source's position, see streamer/cursor.py)."""
+        time cursor derived from another source's position, see streamer/cursor.py); `names`:
+        the watch terms matched in every post create (streamer/names.py)."""
         self.tracked = tracked
         self.state = state
         self.cursor_store = cursor_store
@@ -62,7 +65,8 @@ class Streamer:
         self.stats.tracked_accounts = len(tracked)
         self.wire: Wire = wire or RelayWire()
         self.max_frame_bytes = max_frame_bytes or self.wire.max_frame_bytes
-        self.filter = self.wire.new_filter(tracked.dids(), state.rememberers())
+        self.names = names if names else None
+        self.filter = self.wire.new_filter(tracked.dids(), state.rememberers(), names=self.names)
         self._classify = self.filter.classify
         self.source: WebsocketSource | None = None
         self._last_frame: bytes | None = None
@@ -157,7 +161,9 @@ class Streamer:
 
     def _decode(self, frame: bytes, *, need_records: bool) -> Decoded:
         """The frame's events at its position, or a relay message. Raises FrameError."""
-        return self.wire.decode(frame, self.tracked, self.state.recall, need_records=need_records)
+        return self.wire.decode(
+            frame, self.tracked, self.state.recall, need_records=need_records, names=self.names
+        )
 
     def _skip(self, frame: bytes, reason: FrameReason, exc: Exception) -> None:
         """Count a frame that yields nothing and log it (rate-limited per reason); an unexpected

@@ -33,9 +33,9 @@ class Wire(Protocol):
     inflater: Inflater | None  # set: binary frames are dict-zstd
 
     def new_filter(
-        self, tracked: Iterable[str], rememberers: Iterable[str], *, names: bool = False
+        self, tracked: Iterable[str], rememberers: Iterable[str], *, names: NameMatcher | None = None
     ) -> FrameFilter:
-        """`names`: watch terms exist, so post creates by anyone are candidates."""
+        """`names`: the watch terms; then a post create by anyone that names an account is a candidate."""
 
     def decode(
         self, frame: bytes, tracked: Container[str], recall: Recall, *, need_records: bool,
@@ -60,7 +60,7 @@ class RelayWire:
     inflater: Inflater | None = None
 
     def new_filter(
-        self, tracked: Iterable[str], rememberers: Iterable[str], *, names: bool = False
+        self, tracked: Iterable[str], rememberers: Iterable[str], *, names: NameMatcher | None = None
     ) -> FrameFilter:
         return FrameFilter(tracked, rememberers, names=names)
 
@@ -108,7 +108,7 @@ class JetstreamWire:
         self._decode = decode_v1 if self.v1 else decode_v2
 
     def new_filter(
-        self, tracked: Iterable[str], rememberers: Iterable[str], *, names: bool = False
+        self, tracked: Iterable[str], rememberers: Iterable[str], *, names: NameMatcher | None = None
     ) -> FrameFilter:
         return JetstreamFilter(tracked, rememberers, v1=self.v1, names=names)
 

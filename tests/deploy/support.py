@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -10,6 +11,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,20 @@ DEPLOY = REPO / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 RULES = PROMETHEUS_DIR / "rules" / "bluepulse.rules.yml"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
+ALERTMANAGER_DIR = DEPLOY / "alertmanager"
+ALERTMANAGER_CONFIG = ALERTMANAGER_DIR / "alertmanager.yml"
 
 
 @dataclass(frozen=True, slots=True)
 class PrometheusBins:
     prometheus: Path
     promtool: Path
+
+
+@dataclass(frozen=True, slots=True)
+class AlertmanagerBins:
+    alertmanager: Path
+    amtool: Path
 
 
 # -- Prometheus HTTP API ---------------------------------------------------------------------
@@ -79,6 +89,12 @@ def wait_for(what: str, check: Callable[[], Any], deadline: float, logs: list[Pa
         time.sleep(0.1)
     tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in logs if p.exists())
     pytest.fail(f"timed out waiting for {what} (last error: {last})\n{tails}")
+
+
+def rfc3339(text: str) -> float:
+    """Prometheus' nanosecond timestamps, for Python 3.11's fromisoformat."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    return datetime.fromisoformat(text).timestamp()
 
 
 def http_ok(url: str) -> bool:

@@ -59,3 +59,19 @@ def test_grafana_mounts_match_the_provisioning() -> None:
     assert f"./grafana/dashboards:{path.group(1)}:ro" in COMPOSE
     datasource = (DEPLOY / "grafana" / "provisioning" / "datasources" / "bluepulse.yml").read_text()
     assert "url: http://prometheus:9090" in datasource
+
+
+def test_alertmanager_is_wired_to_prometheus_and_its_config() -> None:
+    block = service_block("alertmanager")
+    config = re.search(r"--config\.file=(\S+)", block)
+    assert config
+    assert "./alertmanager:/etc/alertmanager:ro" in block
+    assert config.group(1) == "/etc/alertmanager/alertmanager.yml"
+    assert (DEPLOY / "alertmanager" / "alertmanager.yml").is_file()
+    assert list((DEPLOY / "alertmanager" / "templates").glob("*.tmpl"))
+    assert '"127.0.0.1:9093:9093"' in block
+    prometheus = (PROMETHEUS_DIR / "prometheus.yml").read_text()
+    alerting = re.search(r"^alerting:\n(.*?)(?=^\S|\Z)", prometheus, re.M | re.S)
+    assert alerting, "prometheus.yml sends alerts nowhere"
+    assert 'targets: ["alertmanager:9093"]' in alerting.group(1)
+    assert "- alertmanager" in service_block("prometheus")  # depends_on

@@ -23,9 +23,10 @@ Metrics = dict[str, float]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without `BLUEPULSE_*` settings, plus `extra`."""
+    """This environment without `BLUEPULSE_*` settings, plus `extra`; identity look-ups are off
+    (`BLUEPULSE_PLC=off`: a test never calls the real PLC directory; `--plc URL` beats it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEPULSE_")}
-    return env | extra
+    return env | {"BLUEPULSE_PLC": "off"} | extra
 
 
 def bluepulse_argv(*args: str) -> list[str]:

@@ -200,6 +200,7 @@ def _reference(events: list[Event]) -> tuple[Counter[tuple[str, str]], Counter[t
                 Kind.REPLY: "replies",
                 Kind.QUOTE: "quotes",
                 Kind.MENTION: "mentions",
+                Kind.NAME_MENTION: "mentions_by_name",
                 Kind.FOLLOW: "follows_gained",
             }
             if e.kind in simple:
