@@ -47,13 +47,16 @@ fs AS (SELECT h.did, arg_max(h.followers, h.time) AS followers
 agg AS (SELECT did, count(*) AS posts, sum(likes) AS likes, sum(reposts) AS reposts,
     sum(replies) AS replies, sum(quotes) AS quotes,
     avg(likes + reposts + replies + quotes) AS mean_interactions
-    FROM period_posts GROUP BY did)
+    FROM period_posts GROUP BY did),
+mb AS (SELECT b.did, sum(b.mentions_by_name) AS mentions
+    FROM account_buckets b SEMI JOIN report_accounts a ON a.did = b.did
+    WHERE b.bucket >= $start AND b.bucket < $end GROUP BY b.did)
 SELECT a.did, a.handle, a.name, a.category,
     coalesce(fe.followers, a.baseline) AS followers, fe.at AS followers_at, fs.followers AS followers_start,
     coalesce(agg.posts, 0), coalesce(agg.likes, 0), coalesce(agg.reposts, 0),
-    coalesce(agg.replies, 0), coalesce(agg.quotes, 0), agg.mean_interactions
+    coalesce(agg.replies, 0), coalesce(agg.quotes, 0), agg.mean_interactions, coalesce(mb.mentions, 0)
 FROM report_accounts a LEFT JOIN fe ON fe.did = a.did LEFT JOIN fs ON fs.did = a.did
-LEFT JOIN agg ON agg.did = a.did
+LEFT JOIN agg ON agg.did = a.did LEFT JOIN mb ON mb.did = a.did
 """
 _TOP: Final = """
 SELECT q.uri, q.did, q.created, q.is_reply, p.text, q.likes, q.reposts, q.replies, q.quotes
@@ -92,6 +95,7 @@ class AccountRow:
     interaction_rate_per_post: float | None
     posts_per_week: float
     followers_at: datetime | None  # the snapshot `followers` comes from; None: the accounts file's baseline
+    mentions_by_name: int = 0  # posts naming the account (watch terms) in the period, untagged
 
     @property
     def followers_growth(self) -> int | None:
@@ -183,6 +187,10 @@ class Barometer:
     @property
     def interactions(self) -> int:
         return sum(r.interactions for r in self.rows)
+
+    @property
+    def mentions_by_name(self) -> int:
+        return sum(r.mentions_by_name for r in self.rows)
 
     @property
     def median_rate(self) -> float | None:
@@ -291,13 +299,16 @@ def _accounts_table(accounts: Sequence[Account]) -> pa.Table:
 
 
 def _row(values: tuple[Any, ...], period: Period) -> AccountRow:
-    did, handle, name, category, followers, at, start, posts, likes, reposts, replies, quotes, mean = values
+    did, handle, name, category, followers, at, start, posts, likes, reposts, replies, quotes, mean, named = (
+        values
+    )
     rate = mean / followers if posts and mean is not None and followers else None
     return AccountRow(
         did=did, handle=handle or "", name=name or handle or did, category=category or "",
         followers=followers, followers_start=start, posts=int(posts), likes=int(likes),
         reposts=int(reposts), replies=int(replies), quotes=int(quotes),
         interaction_rate_per_post=rate, posts_per_week=int(posts) / period.weeks, followers_at=at,
+        mentions_by_name=int(named),
     )  # fmt: skip
 
 

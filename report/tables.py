@@ -18,7 +18,7 @@ BAROMETER_COLUMNS: Final = (
     "posts", "posts_per_week", "likes", "reposts", "replies", "quotes", "interactions",
     "interaction_rate_per_post", "inactive",
     # appended: not part of the promise's order, but kept
-    "near_inactive", "followers_at", "period_first", "period_last",
+    "near_inactive", "followers_at", "mentions_by_name", "period_first", "period_last",
 )  # fmt: skip
 TOP_POSTS_COLUMNS: Final = (
     "rank", "uri", "url", "did", "handle", "name", "created_at", "is_reply", "likes", "reposts",
@@ -55,7 +55,7 @@ def _barometer_row(r: AccountRow) -> tuple[Cell, ...]:
     return (
         r.did, r.handle, r.name, r.category, r.followers, r.followers_start, r.followers_growth,
         r.posts, r.posts_per_week, r.likes, r.reposts, r.replies, r.quotes, r.interactions,
-        r.interaction_rate_per_post, r.inactive, r.near_inactive, r.followers_at,
+        r.interaction_rate_per_post, r.inactive, r.near_inactive, r.followers_at, r.mentions_by_name,
     )  # fmt: skip
 
 

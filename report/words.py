@@ -48,6 +48,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     "k_accounts": {"fr": "comptes suivis", "en": "accounts tracked"},
     "k_posts": {"fr": "publications", "en": "posts"},
     "k_interactions": {"fr": "interactions", "en": "interactions"},
+    "k_mentions": {"fr": "mentions par le nom (sans tag)", "en": "mentions by name (untagged)"},
     "k_median_rate": {
         "fr": "taux d'interaction médian par publication",
         "en": "median interaction rate per post",
@@ -74,6 +75,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     "col_ppw": {"fr": "Publ./sem.", "en": "Posts/week"},
     "col_interactions": {"fr": "Interactions", "en": "Interactions"},
     "col_rate": {"fr": "Taux/publ.", "en": "Rate/post"},
+    "col_mentions": {"fr": "Mentions", "en": "Mentions"},
     "col_likes": {"fr": "J'aime", "en": "Likes"},
     "col_reposts": {"fr": "Republications", "en": "Reposts"},
     "col_replies": {"fr": "Réponses", "en": "Replies"},
@@ -163,6 +165,10 @@ WORDS: Final[dict[str, dict[str, str]]] = {
     "m_rate": {
         "fr": "Taux d'interaction par publication = moyenne, sur les publications du compte, de ses interactions ÷ abonnés ; vide sans publication ou sans nombre d'abonnés. Le taux médian est la médiane de ces taux sur les comptes qui en ont un.",
         "en": "Interaction rate per post = the mean, over the account's posts, of interactions ÷ followers; empty without posts or without a follower count. The median rate is the median of those rates over the accounts that have one.",
+    },
+    "m_mentions": {
+        "fr": "Mentions par le nom : publications de n'importe quel compte qui nomment l'établissement (termes surveillés, sans accents ni casse, mots entiers, hashtags compris) sans le tagger ; une publication qui le tague compte comme mention, pas ici.",
+        "en": "Mentions by name: posts by anyone naming the establishment (watch terms, accent- and case-insensitive, whole words, hashtags included) without tagging it; a post that tags it counts as a mention, not here.",
     },
     "m_inactive": {
         "fr": "Inactif : aucune publication sur la période ; peu actif : une publication par semaine ou moins.",

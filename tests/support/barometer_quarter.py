@@ -90,6 +90,15 @@ class _Builder:
                         **common,
                     )
 
+    def name_mention(self, account: Account, when: datetime) -> None:
+        self.n += 1
+        actor = self.rng.choice(self.public)
+        self.add(
+            when, kind=Kind.NAME_MENTION, action=Action.CREATE, direction=Direction.TO,
+            subject_did=account.did, actor_did=actor, uri=f"at://{actor}/app.bsky.feed.post/3n{self.n:09d}",
+            target_did=account.did, term=account.name.split(" — ")[0], text=f"Merci à {account.name}",
+        )  # fmt: skip
+
     def _count(self, mean: float) -> int:
         return max(0, round(self.rng.gauss(mean, mean * 0.5))) if mean > 0 else 0
 
@@ -124,6 +133,10 @@ def generate_quarter(
         size = b.rng.choice((90, 250, 600, 1100, 2400)) + 7 * i
         _followers(q, b, account, i, size, start, end)
         _posts(q, b, account, i, size * engagement, start, end, days)
+    for account in accounts[::9]:  # posts by the public naming an establishment (watch terms), some outside
+        for _ in range(b.rng.randint(1, 6)):
+            when = start + timedelta(seconds=b.rng.uniform(-86_400, (end - start).total_seconds() + 86_400))
+            b.name_mention(account, when)
     if accounts:  # the edges: first and last instant of the period, and just outside
         a = accounts[7]
         for moment in (start, end - timedelta(seconds=1), start - timedelta(seconds=1), end):

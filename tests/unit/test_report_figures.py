@@ -33,6 +33,7 @@ class Truth:
     counts: dict[str, list[int]]  # uri -> likes, reposts, replies, quotes
     followers: dict[str, int | None]
     followers_start: dict[str, int | None]
+    named: dict[str, int]  # did -> posts naming it in the period
 
 
 def parse(moment: str) -> datetime:
@@ -43,8 +44,12 @@ def independent(q: Quarter) -> Truth:
     created: dict[str, tuple[str, datetime]] = {}
     deleted: set[str] = set()
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    named: dict[str, int] = defaultdict(int)
     for e in q.events:
-        if e.direction == Direction.BY and e.kind in OWN and e.uri:
+        if e.kind == Kind.NAME_MENTION:
+            if q.period.start <= parse(e.time) < q.period.end:
+                named[e.subject_did] += 1
+        elif e.direction == Direction.BY and e.kind in OWN and e.uri:
             if e.action == Action.CREATE:
                 created[e.uri] = (e.subject_did, parse(e.created_at or e.time))
             else:
@@ -64,7 +69,7 @@ def independent(q: Quarter) -> Truth:
         at_start = [n for t, n in history if t <= q.period.start]
         end[a.did] = at_end[-1] if at_end else a.followers
         start[a.did] = at_start[-1] if at_start else None
-    return Truth(posts, dict(counts), end, start)
+    return Truth(posts, dict(counts), end, start, dict(named))
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +129,12 @@ def test_barometer_rows_equal_the_independent_count(
             "name"
         ]
         assert row["inactive"] == ("true" if not uris else "false")
+        assert int(row["mentions_by_name"]) == truth.named.get(did, 0), row["name"]
     assert sum(int(r["posts"]) for r in rows) == sum(len(v) for v in truth.posts.values())
     assert q.inactive <= {r["did"] for r in rows if r["inactive"] == "true"}
     assert any(r["followers"] == "" for r in rows)  # some accounts have no follower count
     assert all("nan" not in v.lower() for r in rows for v in r.values())
+    assert sum(truth.named.values()) > 0  # the quarter has posts naming establishments
 
 
 def test_columns_files_and_words_of_both_languages(generated: tuple[Quarter, Path], tmp_path: Path) -> None:
