@@ -23,15 +23,50 @@ from schemas import Event
 _US: Final = pa.timestamp("us")
 _SECONDS: Final = pa.timestamp("s")
 _TEXT_FIELDS: Final = (
-    "kind", "action", "direction", "subject_did", "actor_did", "uri", "subject_uri",
-    "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri", "handle",
-    "status", "source", "term",
-)  # fmt: skip
+    "kind",
+    "action",
+    "direction",
+    "subject_did",
+    "actor_did",
+    "uri",
+    "subject_uri",
+    "target_did",
+    "created_at",
+    "text",
+    "reply_root",
+    "quote_uri",
+    "link_uri",
+    "handle",
+    "status",
+    "source",
+    "term",
+)
 EVENT_COLUMNS: Final = (
-    "seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time", "uri",
-    "subject_uri", "target_did", "created_at", "text", "reply_root", "quote_uri", "link_uri",
-    "handle", "active", "status", "v", "partition", "ingested_at", "source", "term",
-)  # fmt: skip
+    "seq",
+    "idx",
+    "kind",
+    "action",
+    "direction",
+    "subject_did",
+    "actor_did",
+    "time",
+    "uri",
+    "subject_uri",
+    "target_did",
+    "created_at",
+    "text",
+    "reply_root",
+    "quote_uri",
+    "link_uri",
+    "handle",
+    "active",
+    "status",
+    "v",
+    "partition",
+    "ingested_at",
+    "source",
+    "term",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,37 +163,43 @@ def post_table(deltas: Deltas) -> pa.Table:
 
 def posts_table(deltas: Deltas) -> pa.Table:
     states = list(deltas.posts.values())
-    return pa.table({
-        "uri": pa.array([s.uri for s in states], pa.string()),
-        "did": pa.array([s.did for s in states], pa.string()),
-        "created_at": _stamp(s.created_us for s in states),
-        "text": pa.array([s.text for s in states], pa.string()),
-        "reply_parent": pa.array([s.reply_parent for s in states], pa.string()),
-        "reply_root": pa.array([s.reply_root for s in states], pa.string()),
-        "quote_uri": pa.array([s.quote_uri for s in states], pa.string()),
-        "link_uri": pa.array([s.link_uri for s in states], pa.string()),
-        "first_seen": _stamp(s.seen_us for s in states),
-        "deleted": pa.array([s.deleted for s in states], pa.bool_()),
-        "deleted_at": _stamp(s.deleted_us for s in states),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "uri": pa.array([s.uri for s in states], pa.string()),
+            "did": pa.array([s.did for s in states], pa.string()),
+            "created_at": _stamp(s.created_us for s in states),
+            "text": pa.array([s.text for s in states], pa.string()),
+            "reply_parent": pa.array([s.reply_parent for s in states], pa.string()),
+            "reply_root": pa.array([s.reply_root for s in states], pa.string()),
+            "quote_uri": pa.array([s.quote_uri for s in states], pa.string()),
+            "link_uri": pa.array([s.link_uri for s in states], pa.string()),
+            "first_seen": _stamp(s.seen_us for s in states),
+            "deleted": pa.array([s.deleted for s in states], pa.bool_()),
+            "deleted_at": _stamp(s.deleted_us for s in states),
+        }
+    )
 
 
 def handles_table(changes: Sequence[HandleChange]) -> pa.Table:
-    return pa.table({
-        "did": pa.array([c.did for c in changes], pa.string()),
-        "time": _stamp(c.time_us for c in changes),
-        "seq": pa.array([c.seq for c in changes], pa.int64()),
-        "idx": pa.array([c.idx for c in changes], pa.int32()),
-        "handle": pa.array([c.handle for c in changes], pa.string()),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "did": pa.array([c.did for c in changes], pa.string()),
+            "time": _stamp(c.time_us for c in changes),
+            "seq": pa.array([c.seq for c in changes], pa.int64()),
+            "idx": pa.array([c.idx for c in changes], pa.int32()),
+            "handle": pa.array([c.handle for c in changes], pa.string()),
+        }
+    )
 
 
 def statuses_table(changes: Sequence[StatusChange]) -> pa.Table:
-    return pa.table({
-        "did": pa.array([c.did for c in changes], pa.string()),
-        "time": _stamp(c.time_us for c in changes),
-        "seq": pa.array([c.seq for c in changes], pa.int64()),
-        "idx": pa.array([c.idx for c in changes], pa.int32()),
-        "active": pa.array([c.active for c in changes], pa.bool_()),
-        "status": pa.array([c.status for c in changes], pa.string()),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "did": pa.array([c.did for c in changes], pa.string()),
+            "time": _stamp(c.time_us for c in changes),
+            "seq": pa.array([c.seq for c in changes], pa.int64()),
+            "idx": pa.array([c.idx for c in changes], pa.int32()),
+            "active": pa.array([c.active for c in changes], pa.bool_()),
+            "status": pa.array([c.status for c in changes], pa.string()),
+        }
+    )

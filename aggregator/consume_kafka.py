@@ -182,8 +182,9 @@ class KafkaSource:
             await self._consumer.commit(offsets)
         except KafkaError as exc:  # DuckDB is the truth: a lost courtesy commit is harmless here
             if self._limiter.ready("commit") is not None:
-                log.warning("kafka offset commit failed group=%s error=%s: %s",
-                            self._group, type(exc).__name__, exc)  # fmt: skip
+                log.warning(
+                    "kafka offset commit failed group=%s error=%s: %s", self._group, type(exc).__name__, exc
+                )
 
     async def _refresh_lag(self) -> None:
         lag: dict[str, int] = {}
@@ -212,8 +213,10 @@ class KafkaSource:
             name = partition_name(tp.topic, tp.partition)
             offset = stored.get(name)
             if offset is None:
-                log.info("kafka partition assigned, no stored position partition=%s "
-                         "(group commit or earliest)", name)  # fmt: skip
+                log.info(
+                    "kafka partition assigned, no stored position partition=%s (group commit or earliest)",
+                    name,
+                )
                 continue
             target = await self._resume_offset(tp, offset)
             self._consumer.seek(tp, target)
@@ -232,8 +235,12 @@ class KafkaSource:
             log.warning("kafka committed offset unavailable partition=%s error=%r", tp, exc)
             return stored
         if committed is not None and committed > stored:
-            log.info("kafka group is ahead of the stored position partition=%s stored=%d committed=%d",
-                     partition_name(tp.topic, tp.partition), stored, committed)  # fmt: skip
+            log.info(
+                "kafka group is ahead of the stored position partition=%s stored=%d committed=%d",
+                partition_name(tp.topic, tp.partition),
+                stored,
+                committed,
+            )
             return int(committed)
         return stored
 
@@ -254,8 +261,13 @@ class KafkaSource:
     def _log_skip(self, reason: str, name: str, offset: int) -> None:
         held = self._limiter.ready(f"skip:{reason}")
         if held is not None:
-            log.warning("kafka message skipped reason=%s partition=%s offset=%d held_back=%d",
-                        reason, name, offset, held)  # fmt: skip
+            log.warning(
+                "kafka message skipped reason=%s partition=%s offset=%d held_back=%d",
+                reason,
+                name,
+                offset,
+                held,
+            )
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

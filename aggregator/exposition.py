@@ -112,9 +112,10 @@ class StoreCollector(Collector):
             "SELECT uri, coalesce(handle, did), interactions FROM hot_posts LIMIT ?", [TOP_K]
         ).fetchall()
         value = GaugeMetricFamily(
-            "bluepulse_hot_post_interactions_1h", "Interactions in the last hour of the post at this rank.",
+            "bluepulse_hot_post_interactions_1h",
+            "Interactions in the last hour of the post at this rank.",
             labels=["rank"],
-        )  # fmt: skip
+        )
         info = InfoMetricFamily(
             "bluepulse_hot_post", "Which post holds each rank of the last hour.", labels=["rank"]
         )
@@ -135,26 +136,44 @@ class StoreCollector(Collector):
         s = cached[2]
         labels = dict(con.execute("SELECT did, coalesce(handle, did) FROM accounts").fetchall())
         series = (
-            ("viral_ratio", "Hottest post's last-hour interactions / usual per-post interactions.",
-             {d: v[2] for d, v in s.viral.items()}),
-            ("hottest_post_interactions_1h", "Last-hour interactions of the account's hottest post.",
-             {d: v[1] for d, v in s.viral.items()}),
+            (
+                "viral_ratio",
+                "Hottest post's last-hour interactions / usual per-post interactions.",
+                {d: v[2] for d, v in s.viral.items()},
+            ),
+            (
+                "hottest_post_interactions_1h",
+                "Last-hour interactions of the account's hottest post.",
+                {d: v[1] for d, v in s.viral.items()},
+            ),
             ("activity_ratio", "Posts+reposts last hour / hourly baseline of 30 days.", s.activity_ratio),
             ("posts_1h", "Posts created in the last hour.", s.posts_1h),
             ("reposts_made_1h", "Reposts made in the last hour.", s.reposts_1h),
             ("deletes_1h", "Records deleted in the last hour.", s.deletes_1h),
-            ("odd_hour_posts_1h", "Posts in the last hour at an hour of day unused for 30 days.",
-             s.odd_hour_posts_1h),
-            ("novel_reposts_24h", "Reposts (24 h) of authors never engaged with before.",
-             s.novel_reposts_24h),
+            (
+                "odd_hour_posts_1h",
+                "Posts in the last hour at an hour of day unused for 30 days.",
+                s.odd_hour_posts_1h,
+            ),
+            (
+                "novel_reposts_24h",
+                "Reposts (24 h) of authors never engaged with before.",
+                s.novel_reposts_24h,
+            ),
             ("handle_changes_24h", "Handle changes in the last 24 hours.", s.handle_changes_24h),
             ("status_changes_24h", "Account status changes in the last 24 hours.", s.status_changes_24h),
             ("active", "1 when the account is active on the network.", s.active),
-            ("pds_changes_24h", "PDS endpoint changes in the PLC log (did:web document), last 24 h.",
-             s.pds_changes_24h),
-            ("signing_key_changes_24h", "Signing key changes in the PLC log (did:web document), last 24 h.",
-             s.signing_key_changes_24h),
-        )  # fmt: skip
+            (
+                "pds_changes_24h",
+                "PDS endpoint changes in the PLC log (did:web document), last 24 h.",
+                s.pds_changes_24h,
+            ),
+            (
+                "signing_key_changes_24h",
+                "Signing key changes in the PLC log (did:web document), last 24 h.",
+                s.signing_key_changes_24h,
+            ),
+        )
         for name, doc, values in series:
             family = GaugeMetricFamily(f"bluepulse_account_{name}", doc, labels=["account"])
             for did, handle in sorted(labels.items()):
@@ -198,14 +217,16 @@ class PipelineCollector(Collector):
         yield last_seq
         yield _plain(GaugeMetricFamily, "lag_seconds", "Now minus newest event time.", s.lag_seconds())
         consumer_lag = GaugeMetricFamily(
-            "bluepulse_aggregator_consumer_lag", "Kafka messages behind, by partition.",
+            "bluepulse_aggregator_consumer_lag",
+            "Kafka messages behind, by partition.",
             labels=["partition"],
-        )  # fmt: skip
+        )
         for partition, behind in sorted(s.lag_by_partition.items()):
             consumer_lag.add_metric([partition], behind)
         yield consumer_lag
-        yield _plain(GaugeMetricFamily, "snapshot_time_seconds", "When the SQL snapshot was written.",
-                     s.snapshot_time)  # fmt: skip
+        yield _plain(
+            GaugeMetricFamily, "snapshot_time_seconds", "When the SQL snapshot was written.", s.snapshot_time
+        )
 
 
 def register_aggregator_metrics(
@@ -227,9 +248,13 @@ def _identity_changes(s: signals.Signals, labels: dict[str, str]) -> InfoMetricF
         labels=["account", "did"],
     )
     for did, change in sorted(s.identity_change.items()):
-        evidence = {"old_pds": change.old_pds, "new_pds": change.new_pds,
-                    "old_key": change.old_key, "new_key": change.new_key,
-                    "changed_at": change.time.strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+        evidence = {
+            "old_pds": change.old_pds,
+            "new_pds": change.new_pds,
+            "old_key": change.old_key,
+            "new_key": change.new_key,
+            "changed_at": change.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         info.add_metric([labels.get(did, did), did], {k: v or "" for k, v in evidence.items()})
     return info
 

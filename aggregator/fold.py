@@ -40,12 +40,17 @@ def _rules() -> dict[tuple[str, str, str], Rule]:
             ((a["posts"], -1), (a["posts_deleted"], 1), (a["deletes"], 1)),
             None,
         )
-    for kind, made in ((Kind.REPOST, "reposts_made"), (Kind.LIKE, "likes_made"),
-                       (Kind.FOLLOW, "follows_made")):  # fmt: skip
+    for kind, made in (
+        (Kind.REPOST, "reposts_made"),
+        (Kind.LIKE, "likes_made"),
+        (Kind.FOLLOW, "follows_made"),
+    ):
         rules[by, kind, create] = (((a[made], 1),), None)
         rules[by, kind, delete] = (((a[made], -1), (a["deletes"], 1)), None)
-    for kind, name, gross, undone in ((Kind.LIKE, "likes", "likes_received", "unlikes"),
-                                      (Kind.REPOST, "reposts", "reposts_received", "unreposts")):  # fmt: skip
+    for kind, name, gross, undone in (
+        (Kind.LIKE, "likes", "likes_received", "unlikes"),
+        (Kind.REPOST, "reposts", "reposts_received", "unreposts"),
+    ):
         rules[to, kind, create] = (((a[name], 1), (a[gross], 1)), (p[name], 1))
         rules[to, kind, delete] = (((a[name], -1), (a[undone], 1)), (p[name], -1))
     for kind, name in ((Kind.REPLY, "replies"), (Kind.QUOTE, "quotes")):
@@ -69,9 +74,10 @@ _UNSEEN_POST_DELETE: Final[Rule] = (
 def _deleted_post_uris(events: Sequence[Event]) -> set[str]:
     """URIs of the posts a batch deletes: the store says which of them it has seen."""
     return {
-        e.uri for e in events
+        e.uri
+        for e in events
         if e.action == Action.DELETE and e.direction == Direction.BY and e.kind in POST_KINDS and e.uri
-    }  # fmt: skip
+    }
 
 
 _STATEFUL: Final = POST_KINDS | {Kind.HANDLE, Kind.ACCOUNT}
@@ -204,9 +210,9 @@ def _remember(out: Deltas, event: Event, time_us: int) -> None:
     elif event.kind == Kind.HANDLE:
         out.handles.append(HandleChange(event.subject_did, time_us, event.seq, event.idx, event.handle))
     else:
-        out.statuses.append(StatusChange(
-            event.subject_did, time_us, event.seq, event.idx, event.active, event.status
-        ))  # fmt: skip
+        out.statuses.append(
+            StatusChange(event.subject_did, time_us, event.seq, event.idx, event.active, event.status)
+        )
 
 
 def _post_state(out: Deltas, event: Event, time_us: int) -> None:

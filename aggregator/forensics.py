@@ -110,8 +110,12 @@ class IdentityForensics:
             except PlcUnavailableError as exc:
                 failures = self._failures[did] = self._failures.get(did, 0) + 1
                 self._next[did] = time.monotonic() + self.retry.delay(failures - 1)
-                log.warning("identity history unavailable, retrying later did=%s failures=%d error=%s",
-                            did, failures, exc)  # fmt: skip
+                log.warning(
+                    "identity history unavailable, retrying later did=%s failures=%d error=%s",
+                    did,
+                    failures,
+                    exc,
+                )
                 return 0
         fetched_at = datetime.now(UTC).replace(tzinfo=None)
         new = await asyncio.to_thread(self.store.record_identity, ops, fetched_at) if ops else 0

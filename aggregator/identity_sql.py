@@ -28,18 +28,20 @@ ON CONFLICT (did, cid) DO UPDATE SET nullified = excluded.nullified"""
 def identity_table(ops: Sequence[IdentityOp], fetched_at: datetime) -> pa.Table:
     """The rows as columns (one cid once: the last entry wins, as the log is ordered)."""
     unique = list({(op.did, op.cid): op for op in ops}.values())
-    return pa.table({
-        "did": pa.array([o.did for o in unique], pa.string()),
-        "time": pa.array([o.time for o in unique], pa.timestamp("us")),
-        "handle": pa.array([o.handle for o in unique], pa.string()),
-        "pds": pa.array([o.pds for o in unique], pa.string()),
-        "signing_key": pa.array([o.signing_key for o in unique], pa.string()),
-        "rotation_keys": pa.array([list(o.rotation_keys) for o in unique], pa.list_(pa.string())),
-        "cid": pa.array([o.cid for o in unique], pa.string()),
-        "nullified": pa.array([o.nullified for o in unique], pa.bool_()),
-        "kind": pa.array([o.kind for o in unique], pa.string()),
-        "fetched_at": pa.array([fetched_at] * len(unique), pa.timestamp("us")),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "did": pa.array([o.did for o in unique], pa.string()),
+            "time": pa.array([o.time for o in unique], pa.timestamp("us")),
+            "handle": pa.array([o.handle for o in unique], pa.string()),
+            "pds": pa.array([o.pds for o in unique], pa.string()),
+            "signing_key": pa.array([o.signing_key for o in unique], pa.string()),
+            "rotation_keys": pa.array([list(o.rotation_keys) for o in unique], pa.list_(pa.string())),
+            "cid": pa.array([o.cid for o in unique], pa.string()),
+            "nullified": pa.array([o.nullified for o in unique], pa.bool_()),
+            "kind": pa.array([o.kind for o in unique], pa.string()),
+            "fetched_at": pa.array([fetched_at] * len(unique), pa.timestamp("us")),
+        }
+    )
 
 
 def write_identity(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:

@@ -68,9 +68,16 @@ def parse_entry(did: str, entry: Any) -> IdentityOp:
         raise ValueError("no cid")
     handle, pds, key, rotation = _identity(op)
     return IdentityOp(
-        did, parse_time(entry["createdAt"]), handle, pds, key, rotation, cid,
-        nullified=bool(entry.get("nullified", False)), kind=op["type"],
-    )  # fmt: skip
+        did,
+        parse_time(entry["createdAt"]),
+        handle,
+        pds,
+        key,
+        rotation,
+        cid,
+        nullified=bool(entry.get("nullified", False)),
+        kind=op["type"],
+    )
 
 
 def _identity(op: Any) -> tuple[str | None, str | None, str | None, tuple[str, ...]]:
@@ -79,8 +86,12 @@ def _identity(op: Any) -> tuple[str | None, str | None, str | None, tuple[str, .
     if kind == "plc_operation":
         service = (op.get("services") or {}).get(PDS_SERVICE) or {}
         methods = op.get("verificationMethods") or {}
-        return (_handle(op.get("alsoKnownAs") or []), _text(service.get("endpoint")),
-                _text(methods.get("atproto")), _keys(op.get("rotationKeys") or []))  # fmt: skip
+        return (
+            _handle(op.get("alsoKnownAs") or []),
+            _text(service.get("endpoint")),
+            _text(methods.get("atproto")),
+            _keys(op.get("rotationKeys") or []),
+        )
     if kind == "plc_tombstone":
         return None, None, None, ()
     if kind == "create":  # legacy genesis op, normalised as did-method-plc does
@@ -102,10 +113,13 @@ def parse_did_document(did: str, doc: object, *, seen_at: datetime) -> IdentityO
         raise IdentityParseError(f"{did}: not its DID document")
     handle = _handle(doc.get("alsoKnownAs") or [])
     pds = next(
-        (_text(s.get("serviceEndpoint")) for s in _dicts(doc.get("service"))
-         if str(s.get("id", "")).endswith("#" + PDS_SERVICE)),
+        (
+            _text(s.get("serviceEndpoint"))
+            for s in _dicts(doc.get("service"))
+            if str(s.get("id", "")).endswith("#" + PDS_SERVICE)
+        ),
         None,
-    )  # fmt: skip
+    )
     key = next(
         (
             _did_key(m)

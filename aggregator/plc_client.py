@@ -140,16 +140,18 @@ class _PlcCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         fetches = CounterMetricFamily(
-            "bluepulse_plc_fetches", "Identity histories fetched (PLC log or did:web), by outcome.",
+            "bluepulse_plc_fetches",
+            "Identity histories fetched (PLC log or did:web), by outcome.",
             labels=["outcome"],
-        )  # fmt: skip
+        )
         for outcome, count in sorted(self._stats.fetches.items()):
             fetches.add_metric([outcome], count)
         yield fetches
         errors = CounterMetricFamily(
-            "bluepulse_plc_fetch_errors", "Failed identity fetch attempts and unreadable entries, by reason.",
+            "bluepulse_plc_fetch_errors",
+            "Failed identity fetch attempts and unreadable entries, by reason.",
             labels=["reason"],
-        )  # fmt: skip
+        )
         for reason, count in sorted(self._stats.errors.items()):
             errors.add_metric([reason], count)
         yield errors

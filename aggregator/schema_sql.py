@@ -25,10 +25,25 @@ def _counters(names: tuple[str, ...]) -> str:
 
 # the counters as version 1 named them (today's: aggregator/counters.py; a test compares)
 _V1_ACCOUNT_COUNTERS: Final = (
-    "posts", "posts_deleted", "reposts_made", "likes_made", "follows_made", "deletes",
-    "likes", "reposts", "replies", "quotes", "mentions", "follows_gained", "follows_lost",
-    "posts_created", "likes_given", "unlikes", "reposts_given", "unreposts",
-)  # fmt: skip
+    "posts",
+    "posts_deleted",
+    "reposts_made",
+    "likes_made",
+    "follows_made",
+    "deletes",
+    "likes",
+    "reposts",
+    "replies",
+    "quotes",
+    "mentions",
+    "follows_gained",
+    "follows_lost",
+    "posts_created",
+    "likes_given",
+    "unlikes",
+    "reposts_given",
+    "unreposts",
+)
 _ACCOUNT_COLUMNS: Final = _counters(_V1_ACCOUNT_COUNTERS)
 _POST_COLUMNS: Final = _counters(("likes", "reposts", "replies", "quotes"))
 _ACCOUNT_LEVELS: Final = ("account_minutes", "account_hours", "account_days")
@@ -141,8 +156,14 @@ _V7: Final = (
 
 # version -> statements that take a file from version - 1 to version
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
-    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7,
-}  # fmt: skip
+    1: _V1,
+    2: _V2,
+    3: _V3,
+    4: _V4,
+    5: _V5,
+    6: _V6,
+    7: _V7,
+}
 
 
 def file_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -169,8 +190,9 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> int:
     con.begin()
     try:
         if version == 0:
-            con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, "
-                        "applied_at TIMESTAMP NOT NULL)")  # fmt: skip
+            con.execute(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)"
+            )
         for step in range(version + 1, STORE_SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[step]:
                 con.execute(statement)

@@ -100,9 +100,14 @@ FROM latest l JOIN (
 # The indicator set of the AccountTakeoverSuspected rule (deploy/prometheus/rules), the same
 # thresholds: the forensics job fetches an account's identity history when one turns on.
 THRESHOLDS: Final = {
-    "handle_change": 1.0, "odd_hour_posts": 3.0, "activity_burst": 10.0, "mass_delete": 10.0,
-    "novel_reposts": 5.0, "pds_change": 1.0, "signing_key_change": 1.0,
-}  # fmt: skip
+    "handle_change": 1.0,
+    "odd_hour_posts": 3.0,
+    "activity_burst": 10.0,
+    "mass_delete": 10.0,
+    "novel_reposts": 5.0,
+    "pds_change": 1.0,
+    "signing_key_change": 1.0,
+}
 BURST_MIN_ACTIONS: Final = 5.0  # activity_burst also needs this many posts+reposts in the hour
 
 
@@ -155,11 +160,14 @@ def compute(con: duckdb.DuckDBPyConnection) -> Signals:
 def takeover_indicators(s: Signals) -> dict[str, dict[str, float]]:
     """Per account, the indicators above their threshold (name → raw value), as the rule sees them."""
     raw = {
-        "handle_change": s.handle_changes_24h, "odd_hour_posts": s.odd_hour_posts_1h,
-        "activity_burst": s.activity_ratio, "mass_delete": s.deletes_1h,
-        "novel_reposts": s.novel_reposts_24h, "pds_change": s.pds_changes_24h,
+        "handle_change": s.handle_changes_24h,
+        "odd_hour_posts": s.odd_hour_posts_1h,
+        "activity_burst": s.activity_ratio,
+        "mass_delete": s.deletes_1h,
+        "novel_reposts": s.novel_reposts_24h,
+        "pds_change": s.pds_changes_24h,
         "signing_key_change": s.signing_key_changes_24h,
-    }  # fmt: skip
+    }
     out: dict[str, dict[str, float]] = {}
     for name, values in raw.items():
         for did, value in values.items():

@@ -91,9 +91,10 @@ class Store:
         """
         path = Path(path)
         config: dict[str, str | bool | int | float | list[str]] = {
-            "threads": threads, "checkpoint_threshold": checkpoint_threshold,
+            "threads": threads,
+            "checkpoint_threshold": checkpoint_threshold,
             "memory_limit": memory_limit,
-        }  # fmt: skip
+        }
         try:
             con = duckdb.connect(str(path), config=config)
         except duckdb.Error as exc:
@@ -206,20 +207,26 @@ class Store:
 
     def upsert_accounts(self, accounts: Sequence[Account]) -> None:
         """Labels from the registry; a handle seen changing on the firehose is kept."""
-        table = pa.table({
-            "did": [a.did for a in accounts], "handle": [a.handle for a in accounts],
-            "name": [a.name for a in accounts], "category": [a.category for a in accounts],
-            "region": [a.region for a in accounts],
-        })  # fmt: skip
+        table = pa.table(
+            {
+                "did": [a.did for a in accounts],
+                "handle": [a.handle for a in accounts],
+                "name": [a.name for a in accounts],
+                "category": [a.category for a in accounts],
+                "region": [a.region for a in accounts],
+            }
+        )
         self._with_table("registry", table, REGISTRY_SQL)
         self._known.update(a.did for a in accounts)
 
     def set_followers(self, followers: Mapping[str, int | None]) -> None:
         """Follower baselines (None = unknown, which makes interaction rates NULL)."""
-        table = pa.table({
-            "did": pa.array(list(followers), pa.string()),
-            "followers": pa.array(list(followers.values()), pa.int64()),
-        })  # fmt: skip
+        table = pa.table(
+            {
+                "did": pa.array(list(followers), pa.string()),
+                "followers": pa.array(list(followers.values()), pa.int64()),
+            }
+        )
         self._with_table("baseline", table, FOLLOWERS_SQL)
         self._known.update(followers)
 
@@ -272,10 +279,19 @@ class Store:
         if now is None:
             return MaintenanceResult(0, 0, 0, 0)
         result: list[MaintenanceResult] = []
-        self._transaction(lambda: result.append(run_maintenance(
-            self._con, now, minute_keep=minute_keep, hour_keep=hour_keep,
-            retention=self.retention, post_minutes_keep=post_minutes_keep, dedup=self.dedup,
-        )))  # fmt: skip
+        self._transaction(
+            lambda: result.append(
+                run_maintenance(
+                    self._con,
+                    now,
+                    minute_keep=minute_keep,
+                    hour_keep=hour_keep,
+                    retention=self.retention,
+                    post_minutes_keep=post_minutes_keep,
+                    dedup=self.dedup,
+                )
+            )
+        )
         return result[0]
 
     def snapshot(self, target: str | Path) -> None:

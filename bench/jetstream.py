@@ -127,9 +127,13 @@ async def run_bluepulse_client(
         queue = EventQueue()
         wire = JetstreamWire(name, compress=compress)
         streamer = Streamer(
-            accounts, state, CursorStore.for_source(Path(tmp), name), QueuePublisher(queue),
-            wire=wire, start_cursor=1,  # no saved position: the whole preloaded log, from seq 1
-        )  # fmt: skip
+            accounts,
+            state,
+            CursorStore.for_source(Path(tmp), name),
+            QueuePublisher(queue),
+            wire=wire,
+            start_cursor=1,  # no saved position: the whole preloaded log, from seq 1
+        )
         source = MeteredSource(url, inflater=wire.inflater)
         drain = bs._Drain(queue)
         tasks = asyncio.create_task(drain.run()), asyncio.create_task(streamer.run(source))
@@ -267,8 +271,10 @@ def print_table(results: dict[str, list[Any]]) -> None:
     print(f"{'client':<40} {'events/s':>9} {'× bare':>7} {'× SDK':>7} {'peak RSS':>9}")
     for name, value in fps.items():
         peak = max(r.peak_kb for r in results[name]) / 1024
-        print(f"{LABELS[name]:<40} {value:>9,.0f} {value / fps['bare']:>7.2f} {value / fps['sdk']:>7.2f}"
-              f" {peak:>6.1f} MB")  # fmt: skip
+        print(
+            f"{LABELS[name]:<40} {value:>9,.0f} {value / fps['bare']:>7.2f} {value / fps['sdk']:>7.2f}"
+            f" {peak:>6.1f} MB"
+        )
     if "bluepulse" in fps:
         ours = fps["bluepulse"]
         print("targets:")

@@ -56,14 +56,19 @@ def case(
     started = time.perf_counter()
     db = work / f"{name}.duckdb"
     events, posts = build(db, accounts, days, engagement)
-    print(f"{name}: {accounts} accounts x {days} days, {events:,} events, ~{posts:,} posts "
-          f"(engagement x{engagement}; store built in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+    print(
+        f"{name}: {accounts} accounts x {days} days, {events:,} events, ~{posts:,} posts "
+        f"(engagement x{engagement}; store built in {time.perf_counter() - started:.1f} s)"
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     done = subprocess.run(
         bluepulse_argv("report", *period, "--db", str(db), "--out", str(work / name), "--log-level", "ERROR"),
-        env=clean_env(), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     took = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if done.returncode != 0:

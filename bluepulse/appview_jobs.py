@@ -66,8 +66,13 @@ class AppViewJobs:
             self.supervisor.errors["refresh"] += 1
             log.warning("profile refresh skipped until the next one: %s", exc)
             return
-        log.info("profiles refreshed accounts=%d snapshots=%d renamed=%d missing=%d",
-                 done.accounts, done.snapshots, len(done.renamed), len(done.missing))  # fmt: skip
+        log.info(
+            "profiles refreshed accounts=%d snapshots=%d renamed=%d missing=%d",
+            done.accounts,
+            done.snapshots,
+            len(done.renamed),
+            len(done.missing),
+        )
 
     async def refresh_on_schedule(self) -> NoReturn:
         self.supervisor.declare("refresh")
@@ -83,8 +88,14 @@ class AppViewJobs:
             done = await backfill_accounts(
                 self.client, self.store, accounts, start=start, end=None, progress=progress
             )
-        log.info("backfill done since=%s accounts=%d posts=%d new=%d updated=%d",
-                 start.isoformat(), done.accounts, done.posts, done.new, done.updated)  # fmt: skip
+        log.info(
+            "backfill done since=%s accounts=%d posts=%d new=%d updated=%d",
+            start.isoformat(),
+            done.accounts,
+            done.posts,
+            done.new,
+            done.updated,
+        )
 
     async def backfill_once(self) -> NoReturn:
         """Until one backfill succeeds (it is idempotent, so a retry redoes no harm); abandoned,

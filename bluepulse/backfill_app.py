@@ -48,9 +48,18 @@ class Backfilled:
 
 def snapshot(post: PostView) -> PostSnapshot:
     return PostSnapshot(
-        post.uri, post.author_did, post.created_at, post.text, post.reply_parent, post.reply_root,
-        post.quote_uri, post.like_count, post.repost_count, post.reply_count, post.quote_count,
-    )  # fmt: skip
+        post.uri,
+        post.author_did,
+        post.created_at,
+        post.text,
+        post.reply_parent,
+        post.reply_root,
+        post.quote_uri,
+        post.like_count,
+        post.repost_count,
+        post.reply_count,
+        post.quote_count,
+    )
 
 
 async def first_failure(jobs: Sequence[Awaitable[None]]) -> None:

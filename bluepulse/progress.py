@@ -76,5 +76,10 @@ class Progress:
             self._last_line = now
             log.info(
                 "%s progress %s=%d/%d %s elapsed=%.1fs",
-                self.what, self.unit, self.done, self.total, self.detail(), now - self.started,
-            )  # fmt: skip
+                self.what,
+                self.unit,
+                self.done,
+                self.total,
+                self.detail(),
+                now - self.started,
+            )

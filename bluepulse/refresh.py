@@ -83,11 +83,17 @@ async def refresh_profiles(client: AppViewClient, accounts_path: Path, store: St
             after.name,
         )
     if result.missing:
-        log.warning("no AppView profile for %d accounts (kept as they were): %s",
-                    len(result.missing), " ".join(result.missing))  # fmt: skip
+        log.warning(
+            "no AppView profile for %d accounts (kept as they were): %s",
+            len(result.missing),
+            " ".join(result.missing),
+        )
     if result.no_counts:
-        log.warning("%d profiles without follower counts (skipped, not zero): %s",
-                    len(result.no_counts), " ".join(result.no_counts))  # fmt: skip
+        log.warning(
+            "%d profiles without follower counts (skipped, not zero): %s",
+            len(result.no_counts),
+            " ".join(result.no_counts),
+        )
     return result
 
 
@@ -105,6 +111,8 @@ async def refresh_post_counts(client: AppViewClient, store: Store) -> int:
     if views:
         await asyncio.to_thread(store.record_posts, [snapshot(v) for v in views], datetime.now(UTC))
     if len(views) < len(rows):
-        log.info("post counts refreshed; %d posts no longer on the AppView keep their last snapshot",
-                 len(rows) - len(views))  # fmt: skip
+        log.info(
+            "post counts refreshed; %d posts no longer on the AppView keep their last snapshot",
+            len(rows) - len(views),
+        )
     return len(views)

@@ -44,8 +44,13 @@ def main(config: ReportConfig) -> int:
         con.close()
     log.info(
         "report written period=%s..%s lang=%s index=%s csv=%s charts=%d",
-        period.first, period.last, config.lang, files.index, files.barometer, len(files.charts),
-    )  # fmt: skip
+        period.first,
+        period.last,
+        config.lang,
+        files.index,
+        files.barometer,
+        len(files.charts),
+    )
     return 0
 
 

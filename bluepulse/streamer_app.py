@@ -68,20 +68,31 @@ class StreamerApp:
         else:
             wire = JetstreamWire(
                 source_name, v1=source_name == V1, compress=config.jetstream_compress == "on"
-            )  # fmt: skip
+            )
             source = JetstreamSource(
                 config.jetstream, inflater=wire.inflater, receive_timeout=config.receive_timeout
             )
         start = start_cursor(config.state_dir, source_name)
         streamer = Streamer(
-            tracked, state, cursor_store, publisher, supervisor=supervisor,
-            remember_days=config.remember_days, wire=wire, start_cursor=start, names=names,
-        )  # fmt: skip
+            tracked,
+            state,
+            cursor_store,
+            publisher,
+            supervisor=supervisor,
+            remember_days=config.remember_days,
+            wire=wire,
+            start_cursor=start,
+            names=names,
+        )
         registry.register(StreamerCollector(streamer.stats))
         log.info(
             "streamer ready source=%s url=%s tracked=%d watch_terms=%d cursor=%s",
-            source_name, source.base_url, len(tracked), names.term_count, streamer.position(),
-        )  # fmt: skip
+            source_name,
+            source.base_url,
+            len(tracked),
+            names.term_count,
+            streamer.position(),
+        )
         return cls(streamer, source, state, config.checkpoint_interval)
 
     def accounts(self) -> list[Account]:

@@ -70,10 +70,20 @@ def takeover_scenario(
     the PLC audit logs by DID, and the expected outcome. The burst runs 02:45–03:20 UTC of
     `night` (03:45–04:20 in Paris) and is the last activity of the scenario."""
     s = script or FrameScript(start=night - timedelta(days=history_days))
-    hospital = Account(make_did(SEED, "chu-exemple-garonne"), "chu-exemple-garonne.bsky.social",
-                       "CHU Exemple Garonne", "CHU", "Occitanie")  # fmt: skip
-    peer = Account(make_did(SEED, "ars-exemple-occitanie"), "ars-exemple-occitanie.bsky.social",
-                   "ARS Exemple Occitanie", "ARS", "Occitanie")  # fmt: skip
+    hospital = Account(
+        make_did(SEED, "chu-exemple-garonne"),
+        "chu-exemple-garonne.bsky.social",
+        "CHU Exemple Garonne",
+        "CHU",
+        "Occitanie",
+    )
+    peer = Account(
+        make_did(SEED, "ars-exemple-occitanie"),
+        "ars-exemple-occitanie.bsky.social",
+        "ARS Exemple Occitanie",
+        "ARS",
+        "Occitanie",
+    )
     public = [make_did(SEED, f"public/{i}") for i in range(6)]
     unknown = make_did(SEED, "unknown")
     for day in range(history_days, 0, -1):  # office hours, UTC 08:00–16:00
@@ -96,12 +106,20 @@ def takeover_scenario(
     s.at(burst + timedelta(minutes=35)).repost(hospital.did, video)
     logs, old_key, new_key, changed_at = _plc_logs(hospital, peer, night)
     expected = TakeoverExpected(
-        did=hospital.did, handle=hospital.handle, old_pds=OLD_PDS, new_pds=NEW_PDS,
-        old_key=old_key, new_key=new_key, changed_at=changed_at, video_uri=video,
-        unknown_did=unknown, night_posts=9, identity_rows=len(logs[hospital.did]),
+        did=hospital.did,
+        handle=hospital.handle,
+        old_pds=OLD_PDS,
+        new_pds=NEW_PDS,
+        old_key=old_key,
+        new_key=new_key,
+        changed_at=changed_at,
+        video_uri=video,
+        unknown_did=unknown,
+        night_posts=9,
+        identity_rows=len(logs[hospital.did]),
         indicators=frozenset({"odd_hour_posts", "activity_burst", "pds_change", "signing_key_change"}),
         last_frame=s.now,
-    )  # fmt: skip
+    )
     return TakeoverScenario(s.frames, [hospital, peer], logs, expected)
 
 
@@ -132,10 +150,24 @@ def _history(account: Account) -> list[Entry]:
     """Created in 2024 on OLD_PDS under a generated handle, renamed the next day."""
     did = account.did
     signing, rotation = did_key(f"{did}/signing"), [did_key(f"{did}/rotation")]
-    genesis = plc_entry(did, datetime(2024, 3, 1, 9, tzinfo=UTC), handle=did[8:] + ".bsky.social",
-                        pds=OLD_PDS, signing_key=signing, rotation_keys=rotation, prev=None)  # fmt: skip
-    renamed = plc_entry(did, datetime(2024, 3, 2, 10, tzinfo=UTC), handle=account.handle, pds=OLD_PDS,
-                        signing_key=signing, rotation_keys=rotation, prev=str(genesis["cid"]))  # fmt: skip
+    genesis = plc_entry(
+        did,
+        datetime(2024, 3, 1, 9, tzinfo=UTC),
+        handle=did[8:] + ".bsky.social",
+        pds=OLD_PDS,
+        signing_key=signing,
+        rotation_keys=rotation,
+        prev=None,
+    )
+    renamed = plc_entry(
+        did,
+        datetime(2024, 3, 2, 10, tzinfo=UTC),
+        handle=account.handle,
+        pds=OLD_PDS,
+        signing_key=signing,
+        rotation_keys=rotation,
+        prev=str(genesis["cid"]),
+    )
     return [genesis, renamed]
 
 
@@ -143,5 +175,12 @@ def _moved(log: list[Entry], when: datetime, handle: str) -> Entry:
     """The intruder's op: NEW_PDS, a new signing key and their own rotation key."""
     did, prev = str(log[-1]["did"]), str(log[-1]["cid"])
     rotation = [did_key(f"{did}/intruder-rotation")]
-    return plc_entry(did, when, handle=handle, pds=NEW_PDS, signing_key=did_key(f"{did}/intruder"),
-                     rotation_keys=rotation, prev=prev)  # fmt: skip
+    return plc_entry(
+        did,
+        when,
+        handle=handle,
+        pds=NEW_PDS,
+        signing_key=did_key(f"{did}/intruder"),
+        rotation_keys=rotation,
+        prev=prev,
+    )

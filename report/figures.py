@@ -304,21 +304,41 @@ def _row(values: tuple[Any, ...], period: Period) -> AccountRow:
     )
     rate = mean / followers if posts and mean is not None and followers else None
     return AccountRow(
-        did=did, handle=handle or "", name=name or handle or did, category=category or "",
-        followers=followers, followers_start=start, posts=int(posts), likes=int(likes),
-        reposts=int(reposts), replies=int(replies), quotes=int(quotes),
-        interaction_rate_per_post=rate, posts_per_week=int(posts) / period.weeks, followers_at=at,
+        did=did,
+        handle=handle or "",
+        name=name or handle or did,
+        category=category or "",
+        followers=followers,
+        followers_start=start,
+        posts=int(posts),
+        likes=int(likes),
+        reposts=int(reposts),
+        replies=int(replies),
+        quotes=int(quotes),
+        interaction_rate_per_post=rate,
+        posts_per_week=int(posts) / period.weeks,
+        followers_at=at,
         mentions_by_name=int(named),
-    )  # fmt: skip
+    )
 
 
 def _top(values: tuple[Any, ...], by_did: dict[str, AccountRow]) -> TopPost:
     uri, did, created, is_reply, text, likes, reposts, replies, quotes = values
     account = by_did[did]
     return TopPost(
-        uri, did, account.handle, account.name, created, bool(is_reply), text or "",
-        int(likes), int(reposts), int(replies), int(quotes), account.followers,
-    )  # fmt: skip
+        uri,
+        did,
+        account.handle,
+        account.name,
+        created,
+        bool(is_reply),
+        text or "",
+        int(likes),
+        int(reposts),
+        int(replies),
+        int(quotes),
+        account.followers,
+    )
 
 
 def _weeks(found: list[tuple[Any, ...]], period: Period) -> list[Week]:

@@ -74,9 +74,18 @@ class Event:
 FIELD_NAMES: Final = tuple(f.name for f in fields(Event))
 _REQUIRED: Final = ("seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time")
 _OPTIONAL_STR: Final = (
-    "uri", "subject_uri", "target_did", "created_at", "text",
-    "reply_root", "quote_uri", "link_uri", "handle", "status", "term",
-)  # fmt: skip
+    "uri",
+    "subject_uri",
+    "target_did",
+    "created_at",
+    "text",
+    "reply_root",
+    "quote_uri",
+    "link_uri",
+    "handle",
+    "status",
+    "term",
+)
 
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))

@@ -128,8 +128,9 @@ def start_cursor(state_dir: Path, source: str) -> int | None:
     if source == RELAY:
         log.warning(
             "no relay cursor: starting at the live tip; events since %s (where %s stood) are not read",
-            _iso(time_us), name,
-        )  # fmt: skip
+            _iso(time_us),
+            name,
+        )
         return None
     log.info("no cursor for %s: starting at %s (where %s stood) minus 10 s", source, _iso(time_us), name)
     return time_us - SWITCH_MARGIN_US

@@ -75,9 +75,14 @@ def load_object(frame: bytes) -> dict[str, Any]:
 
 
 def decode_v2(
-    frame: bytes, tracked: Any, recall: Recall, *, need_records: bool = True, source: str,
+    frame: bytes,
+    tracked: Any,
+    recall: Recall,
+    *,
+    need_records: bool = True,
+    source: str,
     names: NameMatcher | None = None,
-) -> tuple[int, FrameResult] | Envelope:  # fmt: skip
+) -> tuple[int, FrameResult] | Envelope:
     """(seq, events) of a message frame, or the Envelope of an error/#info frame."""
     obj = load_object(frame)
     frame_type = obj.get("$type")
@@ -116,9 +121,14 @@ def decode_v2(
 
 
 def decode_v1(
-    frame: bytes, tracked: Any, recall: Recall, *, need_records: bool = True, source: str,
+    frame: bytes,
+    tracked: Any,
+    recall: Recall,
+    *,
+    need_records: bool = True,
+    source: str,
     names: NameMatcher | None = None,
-) -> tuple[int, FrameResult]:  # fmt: skip
+) -> tuple[int, FrameResult]:
     """(time_us, events) of a v1 event: {"did", "time_us", "kind", "commit"|"identity"|"account"}."""
     obj = load_object(frame)
     kind = obj.get("kind")
@@ -129,9 +139,16 @@ def decode_v1(
         if not isinstance(commit, dict):
             raise FrameError(FrameReason.BAD_BODY, "commit event without a commit object")
         _commit(
-            out, seq, did, commit, iso_time(seq), tracked=tracked, recall=recall,
-            need_records=need_records, names=names,
-        )  # fmt: skip
+            out,
+            seq,
+            did,
+            commit,
+            iso_time(seq),
+            tracked=tracked,
+            recall=recall,
+            need_records=need_records,
+            names=names,
+        )
     elif kind in ("identity", "account"):
         _wrapped(out, seq, did, kind, obj.get(kind), tracked=tracked)
     else:
@@ -140,9 +157,17 @@ def decode_v1(
 
 
 def _commit(
-    out: FrameResult, seq: int, repo: str, commit: dict[str, Any], time: object, *,
-    tracked: Any, recall: Recall, need_records: bool, names: NameMatcher | None = None,
-) -> None:  # fmt: skip
+    out: FrameResult,
+    seq: int,
+    repo: str,
+    commit: dict[str, Any],
+    time: object,
+    *,
+    tracked: Any,
+    recall: Recall,
+    need_records: bool,
+    names: NameMatcher | None = None,
+) -> None:
     operation, collection, rkey = commit.get("operation"), commit.get("collection"), commit.get("rkey")
     if operation not in _OPERATIONS or not isinstance(collection, str) or not isinstance(rkey, str):
         out.skipped.append(OpReason.BAD_OP)
@@ -151,9 +176,15 @@ def _commit(
         return  # profiles and the rest: not engagement
     path = f"{collection}/{rkey}"
     op = Op(
-        out, repo, seq, time if isinstance(time, str) else "", f"at://{repo}/{path}", repo in tracked,
-        tracked, names,
-    )  # fmt: skip
+        out,
+        repo,
+        seq,
+        time if isinstance(time, str) else "",
+        f"at://{repo}/{path}",
+        repo in tracked,
+        tracked,
+        names,
+    )
     if operation == "delete":
         op.delete(collection, recall(repo, path))
         return

@@ -40,9 +40,13 @@ class JetstreamFilter(FrameFilter):
     """FrameFilter's tracked and rememberer sets, read from Jetstream JSON (v2 or v1)."""
 
     def __init__(
-        self, tracked_dids: Iterable[str], rememberers: Iterable[str] = (), *, v1: bool = False,
+        self,
+        tracked_dids: Iterable[str],
+        rememberers: Iterable[str] = (),
+        *,
+        v1: bool = False,
         names: NameMatcher | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(tracked_dids, rememberers, names=names)
         self._commit, self._repo_kinds = _V1 if v1 else _V2
         self._search = DID_TOKEN.search

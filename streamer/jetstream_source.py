@@ -135,8 +135,10 @@ class JetstreamSource(WebsocketSource):
         self._floor = floor
         log.warning(
             "jetstream cursor %d is below the retention floor %d: %d events lost, resuming at the floor",
-            asked, floor, lost,
-        )  # fmt: skip
+            asked,
+            floor,
+            lost,
+        )
 
 
 def _fetch(url: str) -> bytes:

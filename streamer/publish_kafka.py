@@ -101,10 +101,14 @@ class KafkaPublisher:
         partitions = await self._producer.partitions_for(self._settings.topic)
         for partition in sorted(partitions):
             await self._make_room()
-            self._pending.append(await self._producer.send(
-                self._settings.topic, value=str(seq).encode(), partition=partition,
-                headers=headers,
-            ))  # fmt: skip
+            self._pending.append(
+                await self._producer.send(
+                    self._settings.topic,
+                    value=str(seq).encode(),
+                    partition=partition,
+                    headers=headers,
+                )
+            )
 
     async def flush(self) -> None:
         """Return once every event published before the call is acknowledged by the broker."""
@@ -154,8 +158,12 @@ class KafkaPublisher:
                 self.acked += 1
             elif self._failure is None:
                 self._failure = error
-                log.error("kafka send failed topic=%s error=%s: %s", self._settings.topic,
-                          type(error).__name__, error)  # fmt: skip
+                log.error(
+                    "kafka send failed topic=%s error=%s: %s",
+                    self._settings.topic,
+                    type(error).__name__,
+                    error,
+                )
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
@@ -166,5 +174,6 @@ class KafkaPublisher:
         if held is not None:
             log.warning(
                 "kafka producer buffer full, publishing paused (broker slow or down) topic=%s in_flight=%d",
-                self._settings.topic, len(self._pending),
-            )  # fmt: skip
+                self._settings.topic,
+                len(self._pending),
+            )

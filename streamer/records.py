@@ -67,9 +67,13 @@ def uri_did(uri: object) -> str | None:
 
 
 def frame_events(
-    env: Envelope, tracked: Container[str], recall: Recall, *, need_records: bool = True,
+    env: Envelope,
+    tracked: Container[str],
+    recall: Recall,
+    *,
+    need_records: bool = True,
     names: NameMatcher | None = None,
-) -> FrameResult:  # fmt: skip
+) -> FrameResult:
     """Events of a #commit, #identity or #account envelope; other kinds yield nothing."""
     result = FrameResult()
     body = env.body
@@ -89,10 +93,15 @@ def frame_events(
 def identity_event(out: FrameResult, seq: int, did: str, time: object, handle: object) -> None:
     """A tracked account's #identity; `time` is the upstream (relay) event's time on both wires."""
     out.emit(
-        seq=seq, kind=Kind.HANDLE, action=Action.UPDATE, direction=Direction.BY,
-        subject_did=did, actor_did=did, time=_text(time),
+        seq=seq,
+        kind=Kind.HANDLE,
+        action=Action.UPDATE,
+        direction=Direction.BY,
+        subject_did=did,
+        actor_did=did,
+        time=_text(time),
         handle=handle if isinstance(handle, str) and 0 < len(handle) <= _MAX_HANDLE else None,
-    )  # fmt: skip
+    )
 
 
 def account_event(
@@ -100,17 +109,28 @@ def account_event(
 ) -> None:
     """A tracked account's #account; `time` is the upstream (relay) event's time on both wires."""
     out.emit(
-        seq=seq, kind=Kind.ACCOUNT, action=Action.UPDATE, direction=Direction.BY,
-        subject_did=did, actor_did=did, time=_text(time),
+        seq=seq,
+        kind=Kind.ACCOUNT,
+        action=Action.UPDATE,
+        direction=Direction.BY,
+        subject_did=did,
+        actor_did=did,
+        time=_text(time),
         active=active if isinstance(active, bool) else None,
         status=status if isinstance(status, str) else None,
-    )  # fmt: skip
+    )
 
 
 def _commit(
-    body: dict[str, Any], seq: int | None, tracked: Container[str], recall: Recall, out: FrameResult,
-    *, need_records: bool, names: NameMatcher | None,
-) -> None:  # fmt: skip
+    body: dict[str, Any],
+    seq: int | None,
+    tracked: Container[str],
+    recall: Recall,
+    out: FrameResult,
+    *,
+    need_records: bool,
+    names: NameMatcher | None,
+) -> None:
     repo, ops = body.get("repo"), body.get("ops")
     if not isinstance(repo, str) or not repo.startswith("did:") or seq is None or not isinstance(ops, list):
         raise FrameError(FrameReason.BAD_BODY, "commit without a repo DID, a valid seq or ops")
@@ -160,9 +180,16 @@ class Op:
     def emit(self, kind: Kind, action: Action, subject: str, **values: Any) -> None:
         direction = Direction.BY if subject == self.actor else Direction.TO
         self.out.emit(
-            seq=self.seq, kind=kind, action=action, direction=direction, subject_did=subject,
-            actor_did=self.actor, time=self.time, uri=self.uri, **values,
-        )  # fmt: skip
+            seq=self.seq,
+            kind=kind,
+            action=action,
+            direction=direction,
+            subject_did=subject,
+            actor_did=self.actor,
+            time=self.time,
+            uri=self.uri,
+            **values,
+        )
 
     def concerned(self, did: str | None) -> bool:
         """A 'to' event needs a tracked target other than the actor (self-engagement is noise)."""
@@ -225,8 +252,15 @@ def _post(ctx: Op, record: dict[str, Any], action: Action, created_at: str | Non
     quote, link = _embed_uris(record.get("embed"))
     common = {"created_at": created_at, "text": text, "reply_root": root, "quote_uri": quote}
     if ctx.by_tracked:
-        ctx.emit(Kind.POST, action, ctx.actor, subject_uri=parent, target_did=uri_did(parent),
-                 link_uri=link, **common)  # fmt: skip
+        ctx.emit(
+            Kind.POST,
+            action,
+            ctx.actor,
+            subject_uri=parent,
+            target_did=uri_did(parent),
+            link_uri=link,
+            **common,
+        )
     seen = {ctx.actor}
     for kind, uri in ((Kind.REPLY, parent), (Kind.REPLY, root), (Kind.QUOTE, quote)):
         target = uri_did(uri)

@@ -45,8 +45,10 @@ class SkipLog:
         # limits each reason on its own
         self._log.warning(
             "frame skipped reason=" + reason + " seq=%s detail=%s%s",
-            _or_unknown(seq()), str(detail)[:200], note,
-        )  # fmt: skip
+            _or_unknown(seq()),
+            str(detail)[:200],
+            note,
+        )
         return True
 
 

@@ -102,9 +102,15 @@ class WebsocketSource:
     async def _session(self, url: str, handler: FrameHandler) -> None:
         protocols = [Subprotocol(p) for p in self.subprotocols] if self.subprotocols else None
         async with connect(
-            url, max_size=self.max_message_bytes, compression=None, open_timeout=10,
-            ping_interval=20, ping_timeout=20, close_timeout=2, subprotocols=protocols,
-        ) as ws:  # fmt: skip
+            url,
+            max_size=self.max_message_bytes,
+            compression=None,
+            open_timeout=10,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+            subprotocols=protocols,
+        ) as ws:
             self._ws, self.connected = ws, True
             self.connections += 1
             log.info("%s connected url=%s", self.label, url)

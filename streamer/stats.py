@@ -68,16 +68,18 @@ class StreamerCollector(Collector):
             ops.add_metric([op_reason], count)
         yield ops
         events = CounterMetricFamily(
-            "bluepulse_streamer_events_emitted", "Events published, by kind and direction.",
+            "bluepulse_streamer_events_emitted",
+            "Events published, by kind and direction.",
             labels=["kind", "direction"],
-        )  # fmt: skip
+        )
         for (kind, direction), count in sorted(s.events.items()):
             events.add_metric([kind, direction], count)
         yield events
         relay = CounterMetricFamily(
-            "bluepulse_streamer_relay_messages", "#info and error frames from the relay, by name.",
+            "bluepulse_streamer_relay_messages",
+            "#info and error frames from the relay, by name.",
             labels=["name"],
-        )  # fmt: skip
+        )
         for name, count in sorted(s.relay_messages.items()):
             relay.add_metric([name], count)
         yield relay
@@ -86,11 +88,15 @@ class StreamerCollector(Collector):
             "frames_replayed", "Frames an inclusive cursor re-sent, dropped unread.", s.frames_replayed
         )
         yield _counter("gaps", "Resumes that could not start at the saved position (cursor too old).", s.gaps)
-        yield _counter("events_lost", "Events skipped by those resumes (the floor minus the position).",
-                       s.events_lost)  # fmt: skip
+        yield _counter(
+            "events_lost", "Events skipped by those resumes (the floor minus the position).", s.events_lost
+        )
         yield _gauge("tracked_accounts", "Tracked accounts.", s.tracked_accounts)
-        yield _gauge("remembered_paths", "Remembered like/repost/follow paths (as of the last expiry).",
-                     s.remembered_paths)  # fmt: skip
+        yield _gauge(
+            "remembered_paths",
+            "Remembered like/repost/follow paths (as of the last expiry).",
+            s.remembered_paths,
+        )
         if s.last_seq is not None:
             yield _gauge("last_seq", "Highest firehose seq whose events are flushed.", s.last_seq)
         lag = s.lag_seconds()

@@ -38,9 +38,14 @@ class Wire(Protocol):
         """`names`: the watch terms; then a post create by anyone that names an account is a candidate."""
 
     def decode(
-        self, frame: bytes, tracked: Container[str], recall: Recall, *, need_records: bool,
+        self,
+        frame: bytes,
+        tracked: Container[str],
+        recall: Recall,
+        *,
+        need_records: bool,
         names: NameMatcher | None = None,
-    ) -> Decoded:  # fmt: skip
+    ) -> Decoded:
         """Raises FrameError for any frame that cannot be read."""
 
     def peek_seq(self, frame: bytes) -> int | None: ...
@@ -65,9 +70,14 @@ class RelayWire:
         return FrameFilter(tracked, rememberers, names=names)
 
     def decode(
-        self, frame: bytes, tracked: Container[str], recall: Recall, *, need_records: bool,
+        self,
+        frame: bytes,
+        tracked: Container[str],
+        recall: Recall,
+        *,
+        need_records: bool,
         names: NameMatcher | None = None,
-    ) -> Decoded:  # fmt: skip
+    ) -> Decoded:
         env = decode_envelope(frame)
         if env.kind in ("error", "#info"):
             return env
@@ -113,9 +123,14 @@ class JetstreamWire:
         return JetstreamFilter(tracked, rememberers, v1=self.v1, names=names)
 
     def decode(
-        self, frame: bytes, tracked: Container[str], recall: Recall, *, need_records: bool,
+        self,
+        frame: bytes,
+        tracked: Container[str],
+        recall: Recall,
+        *,
+        need_records: bool,
         names: NameMatcher | None = None,
-    ) -> Decoded:  # fmt: skip
+    ) -> Decoded:
         return self._decode(
             frame, tracked, recall, need_records=need_records, source=self.source, names=names
         )

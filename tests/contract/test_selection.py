@@ -22,8 +22,12 @@ def invocations() -> list[list[str]]:
 def collected(*args: str) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode in (0, 5), done.stdout + done.stderr
     return {line for line in done.stdout.splitlines() if line.startswith(CONTRACT + "/")}
 

@@ -41,10 +41,16 @@ def frame(seq: int) -> list[Event]:
 def like(seq: int, idx: int, subject: str) -> Event:
     actor = f"did:plc:actor{seq % 7}"
     return Event(
-        seq=seq, idx=idx, kind=Kind.LIKE, action=Action.CREATE, direction=Direction.TO,
-        subject_did=subject, actor_did=actor, time="2025-01-01T00:00:00Z",
+        seq=seq,
+        idx=idx,
+        kind=Kind.LIKE,
+        action=Action.CREATE,
+        direction=Direction.TO,
+        subject_did=subject,
+        actor_did=actor,
+        time="2025-01-01T00:00:00Z",
         uri=f"at://{actor}/app.bsky.feed.like/{seq}-{idx}",
-    )  # fmt: skip
+    )
 
 
 def keys(events: Sequence[Event]) -> list[Key]:
@@ -126,9 +132,11 @@ def transport_for(name: str, request: pytest.FixtureRequest) -> TransportUnderTe
     if name == "memory":
         return MemoryTransport()
     return KafkaTransport(
-        request.getfixturevalue("kafka_bootstrap"), request.getfixturevalue("kafka_topic"),
-        request.getfixturevalue("kafka_group_id"), lambda: request.getfixturevalue("kafka_restart"),
-    )  # fmt: skip
+        request.getfixturevalue("kafka_bootstrap"),
+        request.getfixturevalue("kafka_topic"),
+        request.getfixturevalue("kafka_group_id"),
+        lambda: request.getfixturevalue("kafka_restart"),
+    )
 
 
 @dataclass

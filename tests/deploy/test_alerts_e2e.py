@@ -194,10 +194,22 @@ class Pipeline:
         self.metrics_port, prom_port = free_port(), free_port()
         self.prom = Prom(f"http://127.0.0.1:{prom_port}")
         argv = bluepulse_argv(
-            "run", "--relay", relay, "--plc", plc, "--accounts", str(accounts),
-            "--state-dir", str(tmp / "state"), "--db", str(tmp / "bluepulse.duckdb"),
-            "--metrics-port", str(self.metrics_port), "--checkpoint-interval", "0.1",
-        )  # fmt: skip
+            "run",
+            "--relay",
+            relay,
+            "--plc",
+            plc,
+            "--accounts",
+            str(accounts),
+            "--state-dir",
+            str(tmp / "state"),
+            "--db",
+            str(tmp / "bluepulse.duckdb"),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--checkpoint-interval",
+            "0.1",
+        )
         self.run = ChildProcess("run", argv, tmp / "run.log")
         prometheus = [
             str(bins.prometheus),

@@ -28,17 +28,29 @@ async def test_accounts_add_of_65_pasted_forms_writes_their_dids_and_reports_the
     forms = pasted_forms(WORLD)
     async with AppViewEmulator(WORLD, rate_limit=40, rate_window=1.0, fail_every=9, malformed_every=13) as av:
         done = await bluepulse(
-            "accounts", "add", *forms[:30], *UNKNOWN, *forms[30:],
-            "--category", "CHU", "--accounts", str(path), "--appview", av.url,
-        )  # fmt: skip
+            "accounts",
+            "add",
+            *forms[:30],
+            *UNKNOWN,
+            *forms[30:],
+            "--category",
+            "CHU",
+            "--accounts",
+            str(path),
+            "--appview",
+            av.url,
+        )
     assert done.code == 1, done.err
     rows = load_accounts(path)
     assert [a.did for a in rows] == [a.did for a in WORLD.accounts]  # each once, the old row first
     assert rows[0] == Account(first.did, first.handle, "Mon hôpital", "CH", "Occitanie", 7)
     for row, truth in zip(rows[1:], WORLD.accounts[1:], strict=True):
         assert (row.handle, row.name, row.followers, row.category) == (
-            truth.handle, truth.display_name, truth.followers, "CHU",
-        )  # fmt: skip
+            truth.handle,
+            truth.display_name,
+            truth.followers,
+            "CHU",
+        )
     tail = done.err[done.err.index("4 not added") :]
     assert [line.split(": ")[0].strip() for line in tail.splitlines()[1:]] == UNKNOWN
     assert "HandleNotFound" in tail
@@ -51,9 +63,14 @@ async def test_accounts_add_without_a_reachable_appview_is_one_line_and_keeps_th
     path = accounts_file(tmp_path / "accounts.csv", WORLD)
     before = path.read_bytes()
     done = await bluepulse(
-        "accounts", "add", "chu-toulouse.bsky.social", "--accounts", str(path),
-        "--appview", f"http://127.0.0.1:{free_port()}",
-    )  # fmt: skip
+        "accounts",
+        "add",
+        "chu-toulouse.bsky.social",
+        "--accounts",
+        str(path),
+        "--appview",
+        f"http://127.0.0.1:{free_port()}",
+    )
     assert done.code == 1
     assert [line for line in done.err.splitlines() if line.strip()] == [
         line for line in done.err.splitlines() if "unavailable" in line
@@ -66,9 +83,20 @@ async def test_accounts_discover_prints_candidates_and_add_appends_the_first_n(t
     async with AppViewEmulator(WORLD, fail_every=5) as av:
         shown = await bluepulse("accounts", "discover", "CHU", "--appview", av.url, "--format", "csv")
         added = await bluepulse(
-            "accounts", "discover", "hôpital", "chu", "--add", "--limit", "4",
-            "--accounts", str(path), "--appview", av.url, "--region", "Sud",
-        )  # fmt: skip
+            "accounts",
+            "discover",
+            "hôpital",
+            "chu",
+            "--add",
+            "--limit",
+            "4",
+            "--accounts",
+            str(path),
+            "--appview",
+            av.url,
+            "--region",
+            "Sud",
+        )
     lines = shown.out.splitlines()
     assert lines[0] == "handle,name,followers,did,description"
     chu = [a for a in WORLD.accounts if "chu" in f"{a.handle} {a.display_name} {a.description}".lower()]
@@ -103,8 +131,9 @@ async def test_accounts_refresh_writes_followers_history_and_the_totals_and_metr
     assert "without follower counts" in done.err  # the profiles without counts: logged skips
     file_rows = {a.did: a for a in load_accounts(path)}
     assert (file_rows[renamed.did].handle, file_rows[renamed.did].name) == (
-        WORLD.accounts[10].handle, WORLD.accounts[10].display_name,
-    )  # fmt: skip
+        WORLD.accounts[10].handle,
+        WORLD.accounts[10].display_name,
+    )
     with Store.open(db) as store:
         history = dict(store.query("SELECT did, followers FROM followers_history")[1])
         totals = dict(store.query("SELECT did, followers FROM account_totals")[1])
@@ -119,9 +148,11 @@ async def test_accounts_refresh_writes_followers_history_and_the_totals_and_metr
             if s.name == "bluepulse_account_followers"
         }
         ages = [
-            s.value for f in registry.collect() for s in f.samples
+            s.value
+            for f in registry.collect()
+            for s in f.samples
             if s.name == "bluepulse_account_followers_snapshot_age_seconds"
-        ]  # fmt: skip
+        ]
         collector.close()
     assert history == {a.did: a.followers for a in counted}
     assert totals == {a.did: a.followers for a in WORLD.accounts}  # no counts: NULL, not a guess

@@ -88,10 +88,18 @@ async def test_a_quarter_s_backfill_equals_the_truth_per_account_and_a_second_on
 def live(seq: int, post: Post, kind: Kind, actor: str) -> Event:
     """A live to-event (like or repost) on a tracked account's post."""
     return Event(
-        seq=seq, idx=0, kind=kind, action=Action.CREATE, direction=Direction.TO, subject_did=post.author,
-        actor_did=actor, time=stamp(post.created_at + timedelta(hours=1)), subject_uri=post.uri,
-        target_did=post.author, uri=f"at://{actor}/app.bsky.feed.{kind}/{seq:013d}",
-    )  # fmt: skip
+        seq=seq,
+        idx=0,
+        kind=kind,
+        action=Action.CREATE,
+        direction=Direction.TO,
+        subject_did=post.author,
+        actor_did=actor,
+        time=stamp(post.created_at + timedelta(hours=1)),
+        subject_uri=post.uri,
+        target_did=post.author,
+        uri=f"at://{actor}/app.bsky.feed.{kind}/{seq:013d}",
+    )
 
 
 async def test_live_events_then_a_backfill_that_includes_them_count_once(tmp_path: Path) -> None:
@@ -99,10 +107,18 @@ async def test_live_events_then_a_backfill_that_includes_them_count_once(tmp_pat
     post = max((p for a in WORLD.accounts for p in WORLD.period_posts(a.did)), key=lambda p: p.likes)
     fans = [f"did:plc:{c * 24}" for c in "bcdefg"]
     created = Event(
-        seq=1, idx=0, kind=Kind.POST, action=Action.CREATE, direction=Direction.BY,
-        subject_did=post.author, actor_did=post.author, time=stamp(post.created_at), uri=post.uri,
-        created_at=stamp(post.created_at), text=post.text,
-    )  # fmt: skip
+        seq=1,
+        idx=0,
+        kind=Kind.POST,
+        action=Action.CREATE,
+        direction=Direction.BY,
+        subject_did=post.author,
+        actor_did=post.author,
+        time=stamp(post.created_at),
+        uri=post.uri,
+        created_at=stamp(post.created_at),
+        text=post.text,
+    )
     before = [created, *(live(10 + i, post, Kind.LIKE, f) for i, f in enumerate(fans[:4]))]
     before.append(live(20, post, Kind.REPOST, fans[0]))
     with Store.open(db) as store:
@@ -159,11 +175,29 @@ async def test_run_backfills_and_refreshes_inside_the_process_and_refuses_a_seco
     db, accounts = tmp_path / "bluepulse.duckdb", accounts_file(tmp_path / "accounts.csv", WORLD)
     port = free_port()
     async with RelayEmulator() as relay, AppViewEmulator(WORLD, fail_every=13) as av:
-        run = ChildProcess("run", bluepulse_argv(
-            "run", "--relay", relay.url, "--accounts", str(accounts), "--state-dir", str(tmp_path / "state"),
-            "--db", str(db), "--metrics-port", str(port), "--appview", av.url,
-            "--refresh-every", "1s", "--backfill-from", "2025-01-01",
-        ), tmp_path / "run.log").start()  # fmt: skip
+        run = ChildProcess(
+            "run",
+            bluepulse_argv(
+                "run",
+                "--relay",
+                relay.url,
+                "--accounts",
+                str(accounts),
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--db",
+                str(db),
+                "--metrics-port",
+                str(port),
+                "--appview",
+                av.url,
+                "--refresh-every",
+                "1s",
+                "--backfill-from",
+                "2025-01-01",
+            ),
+            tmp_path / "run.log",
+        ).start()
         try:
             async with asyncio.timeout(60):
                 while "backfill done" not in run.output() or "profiles refreshed" not in run.output():
@@ -191,8 +225,9 @@ async def test_accounts_refresh_rereads_backfilled_posts_counts_with_get_posts(t
         with duckdb.connect(str(db)) as con:  # an older snapshot: the AppView counted less back then
             con.execute("UPDATE post_snapshots SET likes = 0, reposts = 0")
         assert totals(db) != truth(WORLD)
-        done = await bluepulse("accounts", "refresh", "--accounts", str(accounts), "--db", str(db),
-                               "--appview", av.url)  # fmt: skip
+        done = await bluepulse(
+            "accounts", "refresh", "--accounts", str(accounts), "--db", str(db), "--appview", av.url
+        )
         assert done.code == 0, done.err
         calls = [c for c in av.calls if c.nsid == "app.bsky.feed.getPosts"]
     assert totals(db) == truth(WORLD)

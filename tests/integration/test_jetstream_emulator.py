@@ -206,9 +206,15 @@ async def test_faults_drop_malform_and_end_with_consumer_too_slow(real_frames: l
         assert conn.outcome == "dropped"
         assert conn.events_sent == 40
         assert conn.injected == [  # after events 7, 11, 14, 21, 22, 28, 33, 35
-            "malformed:truncated", "unknown:payload", "malformed:not_json", "malformed:bad_utf8",
-            "unknown:frame", "malformed:wrong_types", "unknown:payload", "malformed:record_not_object",
-        ]  # fmt: skip
+            "malformed:truncated",
+            "unknown:payload",
+            "malformed:not_json",
+            "malformed:bad_utf8",
+            "unknown:frame",
+            "malformed:wrong_types",
+            "unknown:payload",
+            "malformed:record_not_object",
+        ]
         assert len(frames) == 40 + len(conn.injected)
         assert sum(1 for f in frames if "malformed" in f) == 3  # truncated, not JSON, invalid UTF-8
         emulator.set_faults(drop_every=None, malformed_every=None, unknown_type_every=None, error_after=5)

@@ -55,10 +55,23 @@ class NamedRun(ChildProcess):
         (tmp / "terms.csv").write_text(TERMS_CSV)
         source = ["--jetstream", url, "--jetstream-compress", "off"] if jetstream else ["--relay", url]
         argv = bluepulse_argv(
-            "run", *source, "--accounts", str(tmp / "accounts.csv"), "--terms-file", str(tmp / "terms.csv"),
-            "--state-dir", str(tmp / "state"), "--db", str(self.db), "--metrics-port", str(port),
-            "--checkpoint-interval", "0.1", "--snapshot-interval", "0.2",
-        )  # fmt: skip
+            "run",
+            *source,
+            "--accounts",
+            str(tmp / "accounts.csv"),
+            "--terms-file",
+            str(tmp / "terms.csv"),
+            "--state-dir",
+            str(tmp / "state"),
+            "--db",
+            str(self.db),
+            "--metrics-port",
+            str(port),
+            "--checkpoint-interval",
+            "0.1",
+            "--snapshot-interval",
+            "0.2",
+        )
         super().__init__("run", argv, tmp / "run.log")
 
     async def metrics(self, needle: str, timeout: float = 20.0) -> dict[str, float]:

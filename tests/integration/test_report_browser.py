@@ -22,9 +22,13 @@ from tests.support.processes import bluepulse_argv, clean_env
 
 SHOT: Final = Path("/tmp/bluepulse-report-shot.png")
 ARGS: Final = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def chromium() -> str:
@@ -40,8 +44,12 @@ def test_the_report_renders_prints_and_shows_every_account_in_chromium(tmp_path:
     out = tmp_path / "report"
     done = subprocess.run(
         bluepulse_argv("report", "--quarter", "2025Q1", "--db", str(db), "--out", str(out)),
-        env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     with (out / "barometer.csv").open(encoding="utf-8") as f:
         names = [row["name"] for row in csv.DictReader(f)]

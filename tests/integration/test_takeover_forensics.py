@@ -24,10 +24,22 @@ class Run(ChildProcess):
         rows = [f"{a.did},{a.handle},{a.name},{a.category},1000" for a in sc.accounts]
         accounts.write_text("did,handle,name,category,followers\n" + "\n".join(rows) + "\n")
         argv = bluepulse_argv(
-            "run", "--relay", relay, "--plc", plc, "--accounts", str(accounts),
-            "--state-dir", str(tmp / "state"), "--db", str(self.db),
-            "--metrics-port", str(self.port), "--checkpoint-interval", "0.1",
-        )  # fmt: skip
+            "run",
+            "--relay",
+            relay,
+            "--plc",
+            plc,
+            "--accounts",
+            str(accounts),
+            "--state-dir",
+            str(tmp / "state"),
+            "--db",
+            str(self.db),
+            "--metrics-port",
+            str(self.port),
+            "--checkpoint-interval",
+            "0.1",
+        )
         super().__init__("run", argv, tmp / "run.log")
 
     async def wait_metric(self, needle: str, timeout: float = 30.0) -> str:
@@ -73,9 +85,15 @@ async def test_takeover_signal_fetches_the_plc_log_and_exposes_the_pds_change(tm
     info = next(
         line for line in metrics.splitlines() if line.startswith("bluepulse_account_identity_change_info{")
     )
-    for label, value in (("account", handle), ("did", x.did), ("old_pds", x.old_pds), ("new_pds", x.new_pds),
-                         ("old_key", x.old_key), ("new_key", x.new_key),
-                         ("changed_at", x.changed_at.strftime("%Y-%m-%dT%H:%M:%SZ"))):  # fmt: skip
+    for label, value in (
+        ("account", handle),
+        ("did", x.did),
+        ("old_pds", x.old_pds),
+        ("new_pds", x.new_pds),
+        ("old_key", x.old_key),
+        ("new_key", x.new_key),
+        ("changed_at", x.changed_at.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    ):
         assert f'{label}="{value}"' in info, info
     assert gauge(metrics, "bluepulse_account_signing_key_changes_24h", handle) == 1
     assert gauge(metrics, "bluepulse_account_odd_hour_posts_1h", handle) == x.night_posts

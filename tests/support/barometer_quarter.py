@@ -63,11 +63,18 @@ class _Builder:
         uri = f"at://{account.did}/app.bsky.feed.post/3p{self.n:09d}"
         kind = Kind.REPLY if reply_to else Kind.POST
         self.add(
-            created + timedelta(seconds=self.rng.randint(0, 5)), kind=kind, action=Action.CREATE,
-            direction=Direction.BY, subject_did=account.did, actor_did=account.did, uri=uri,
-            created_at=iso(created), text=f"Publication {self.n} de {account.name} : info santé",
-            subject_uri=reply_to, target_did=reply_to.split("/")[2] if reply_to else None,
-        )  # fmt: skip
+            created + timedelta(seconds=self.rng.randint(0, 5)),
+            kind=kind,
+            action=Action.CREATE,
+            direction=Direction.BY,
+            subject_did=account.did,
+            actor_did=account.did,
+            uri=uri,
+            created_at=iso(created),
+            text=f"Publication {self.n} de {account.name} : info santé",
+            subject_uri=reply_to,
+            target_did=reply_to.split("/")[2] if reply_to else None,
+        )
         return uri
 
     def engage(self, account: Account, uri: str, created: datetime, mean: float) -> None:
@@ -79,8 +86,14 @@ class _Builder:
                 rkey = f"3e{self.n:09d}"
                 collection = {Kind.LIKE: "like", Kind.REPOST: "repost"}.get(kind, "post")
                 own = f"at://{actor}/app.bsky.feed.{collection}/{rkey}"
-                common = {"direction": Direction.TO, "subject_did": account.did, "actor_did": actor,
-                          "subject_uri": uri, "target_did": account.did, "uri": own}  # fmt: skip
+                common = {
+                    "direction": Direction.TO,
+                    "subject_did": account.did,
+                    "actor_did": actor,
+                    "subject_uri": uri,
+                    "target_did": account.did,
+                    "uri": own,
+                }
                 self.add(when, kind=kind, action=Action.CREATE, **common)
                 if kind in (Kind.LIKE, Kind.REPOST) and self.rng.random() < 0.06:  # un-like, un-repost
                     self.add(
@@ -94,10 +107,17 @@ class _Builder:
         self.n += 1
         actor = self.rng.choice(self.public)
         self.add(
-            when, kind=Kind.NAME_MENTION, action=Action.CREATE, direction=Direction.TO,
-            subject_did=account.did, actor_did=actor, uri=f"at://{actor}/app.bsky.feed.post/3n{self.n:09d}",
-            target_did=account.did, term=account.name.split(" — ")[0], text=f"Merci à {account.name}",
-        )  # fmt: skip
+            when,
+            kind=Kind.NAME_MENTION,
+            action=Action.CREATE,
+            direction=Direction.TO,
+            subject_did=account.did,
+            actor_did=actor,
+            uri=f"at://{actor}/app.bsky.feed.post/3n{self.n:09d}",
+            target_did=account.did,
+            term=account.name.split(" — ")[0],
+            text=f"Merci à {account.name}",
+        )
 
     def _count(self, mean: float) -> int:
         return max(0, round(self.rng.gauss(mean, mean * 0.5))) if mean > 0 else 0
@@ -121,10 +141,14 @@ def generate_quarter(
     `engagement` scales the likes, reposts, replies and quotes (the bench's big store uses less)."""
     period = Period(first, first + timedelta(days=days - 1), "quarter" if days == 90 else "range")
     accounts = [
-        Account(did_of(seed, i), f"etab-{i:05d}.example.fr",
-                f"Établissement {i:05d} — {'Hôpital' if i % 3 else 'Clinique'}", CATEGORIES[i % 5])
+        Account(
+            did_of(seed, i),
+            f"etab-{i:05d}.example.fr",
+            f"Établissement {i:05d} — {'Hôpital' if i % 3 else 'Clinique'}",
+            CATEGORIES[i % 5],
+        )
         for i in range(accounts_count)
-    ]  # fmt: skip
+    ]
     q = Quarter(period, accounts)
     b = _Builder(q, seed)
     start = period.start.replace(tzinfo=UTC)
@@ -194,13 +218,27 @@ def _posts(
         boost = 12 if (i == 20 and n == 0) else 1  # one viral post
         b.engage(account, uri, created, size * rate * boost)
         if b.rng.random() < 0.04:  # deleted later: excluded, with its engagement
-            b.add(created + timedelta(hours=3), kind=Kind.POST, action=Action.DELETE, direction=Direction.BY,
-                  subject_did=account.did, actor_did=account.did, uri=uri)  # fmt: skip
+            b.add(
+                created + timedelta(hours=3),
+                kind=Kind.POST,
+                action=Action.DELETE,
+                direction=Direction.BY,
+                subject_did=account.did,
+                actor_did=account.did,
+                uri=uri,
+            )
     for _ in range(b.rng.randint(0, 4)):  # reposts of others' posts: not posts of the account
         when = start + timedelta(seconds=b.rng.uniform(0, seconds))
-        b.add(when, kind=Kind.REPOST, action=Action.CREATE, direction=Direction.BY, subject_did=account.did,
-              actor_did=account.did, subject_uri=f"at://{b.rng.choice(b.public)}/app.bsky.feed.post/3r",
-              uri=f"at://{account.did}/app.bsky.feed.repost/3r{b.rng.randint(0, 10**9)}")  # fmt: skip
+        b.add(
+            when,
+            kind=Kind.REPOST,
+            action=Action.CREATE,
+            direction=Direction.BY,
+            subject_did=account.did,
+            actor_did=account.did,
+            subject_uri=f"at://{b.rng.choice(b.public)}/app.bsky.feed.post/3r",
+            uri=f"at://{account.did}/app.bsky.feed.repost/3r{b.rng.randint(0, 10**9)}",
+        )
     for _ in range(2):  # before and after the period: never counted
         for moment in (
             start - timedelta(days=b.rng.uniform(1, 20)),

@@ -39,11 +39,29 @@ def log_of(
     did: str, *moves: tuple[datetime, str, str], nullify_last: bool = False
 ) -> list[dict[str, object]]:
     """Genesis on OLD_PDS/K1 in 2024, then each (when, pds, key) as a plc_operation."""
-    entries = [plc_entry(did, datetime(2024, 3, 1, tzinfo=UTC), handle="chu.example", pds=OLD_PDS,
-                         signing_key=K1, rotation_keys=[R1], prev=None)]  # fmt: skip
+    entries = [
+        plc_entry(
+            did,
+            datetime(2024, 3, 1, tzinfo=UTC),
+            handle="chu.example",
+            pds=OLD_PDS,
+            signing_key=K1,
+            rotation_keys=[R1],
+            prev=None,
+        )
+    ]
     for when, pds, key in moves:
-        entries.append(plc_entry(did, when, handle="chu.example", pds=pds, signing_key=key,
-                                 rotation_keys=[R1], prev=str(entries[-1]["cid"])))  # fmt: skip
+        entries.append(
+            plc_entry(
+                did,
+                when,
+                handle="chu.example",
+                pds=pds,
+                signing_key=key,
+                rotation_keys=[R1],
+                prev=str(entries[-1]["cid"]),
+            )
+        )
     if nullify_last:
         entries[-1]["nullified"] = True
     return entries
@@ -69,8 +87,14 @@ def test_plc_operations_give_handle_pds_signing_and_rotation_keys() -> None:
 
 
 def test_legacy_create_op_is_normalised_like_the_plc_directory_does() -> None:
-    entry = legacy_create_entry(A, datetime(2023, 4, 1, tzinfo=UTC), handle="chu.bsky.social",
-                                service="bsky.social", signing_key=K1, recovery_key=R1)  # fmt: skip
+    entry = legacy_create_entry(
+        A,
+        datetime(2023, 4, 1, tzinfo=UTC),
+        handle="chu.bsky.social",
+        service="bsky.social",
+        signing_key=K1,
+        recovery_key=R1,
+    )
     (op,) = parse_audit_log(A, [entry]).ops
     assert op.kind == "create"
     assert (op.handle, op.pds, op.signing_key) == ("chu.bsky.social", "https://bsky.social", K1)
@@ -186,10 +210,14 @@ def test_the_evidence_is_the_latest_change_and_every_change_counts(store: Store)
 
 def test_indicator_thresholds() -> None:
     s = signals.Signals(
-        handle_changes_24h={A: 1.0}, odd_hour_posts_1h={A: 2.0, B: 3.0}, activity_ratio={A: 50.0, B: 12.0},
-        posts_1h={A: 3.0, B: 4.0}, reposts_1h={A: 1.0, B: 1.0}, deletes_1h={B: 10.0},
+        handle_changes_24h={A: 1.0},
+        odd_hour_posts_1h={A: 2.0, B: 3.0},
+        activity_ratio={A: 50.0, B: 12.0},
+        posts_1h={A: 3.0, B: 4.0},
+        reposts_1h={A: 1.0, B: 1.0},
+        deletes_1h={B: 10.0},
         novel_reposts_24h={A: 4.0},
-    )  # fmt: skip
+    )
     assert signals.takeover_indicators(s) == {
         A: {"handle_change": 1.0},  # a burst needs 5 posts+reposts, odd hours 3
         B: {"odd_hour_posts": 3.0, "activity_burst": 12.0, "mass_delete": 10.0},
@@ -216,8 +244,12 @@ def test_the_job_s_indicator_set_is_the_alert_rule_s() -> None:
 
 def job(store: Store, plc_url: str, **client: object) -> IdentityForensics:
     fast = Backoff(initial=0.01, maximum=0.02)
-    return IdentityForensics(store, PlcClient(plc_url, backoff=fast, **client), Supervisor(),  # type: ignore[arg-type]
-                             retry=Backoff(initial=60.0, maximum=60.0))  # fmt: skip
+    return IdentityForensics(
+        store,
+        PlcClient(plc_url, backoff=fast, **client),
+        Supervisor(),  # type: ignore[arg-type]
+        retry=Backoff(initial=60.0, maximum=60.0),
+    )
 
 
 def with_signals(**values: dict[str, float]) -> signals.Signals:

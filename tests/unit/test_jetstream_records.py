@@ -117,10 +117,24 @@ def jetstream_frames(frames: list[bytes], *, v1: bool = False) -> list[bytes]:
 def identity(e: Event) -> tuple[object, ...]:
     """Everything but the position, the source and a commit's envelope time."""
     return (
-        e.kind, e.action, e.direction, e.subject_did, e.actor_did, e.uri, e.subject_uri, e.target_did,
-        e.created_at, e.text, e.reply_root, e.quote_uri, e.link_uri, e.handle, e.active, e.status,
+        e.kind,
+        e.action,
+        e.direction,
+        e.subject_did,
+        e.actor_did,
+        e.uri,
+        e.subject_uri,
+        e.target_did,
+        e.created_at,
+        e.text,
+        e.reply_root,
+        e.quote_uri,
+        e.link_uri,
+        e.handle,
+        e.active,
+        e.status,
         e.time if e.uri is None else None,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("v1", [False, True], ids=["v2", "v1"])
@@ -153,9 +167,16 @@ def test_identity_and_account_carry_the_upstream_time() -> None:
 
 def commit(record: object, *, seq: int = 7, operation: str = "create") -> bytes:
     payload = {
-        "$type": f"{NSID}#commit", "seq": seq, "did": X, "time": "2026-01-01T00:00:00.000000Z",
-        "rev": "r", "operation": operation, "collection": "app.bsky.feed.like", "rkey": "k", "record": record,
-    }  # fmt: skip
+        "$type": f"{NSID}#commit",
+        "seq": seq,
+        "did": X,
+        "time": "2026-01-01T00:00:00.000000Z",
+        "rev": "r",
+        "operation": operation,
+        "collection": "app.bsky.feed.like",
+        "rkey": "k",
+        "record": record,
+    }
     return json.dumps({"$type": "message", "payload": payload}).encode()
 
 

@@ -172,10 +172,20 @@ def scenario() -> tuple[FrameScript, dict[str, str]]:
         "self": s.post(A, "Le CHU de Toulouse recrute"),
         "long": s.post(X, "blabla " * 60 + "AP-HP"),
     }
-    s.commit(X, [("create", f"{POST}/3kaaaaaaaaaa1", _record("fil 1/2")),
-                 ("create", f"{POST}/3kaaaaaaaaaa2", _record("fil 2/2: l'APHP répond"))])  # fmt: skip
-    s.commit(X, [("create", f"{POST}/3kaaaaaaaaaa3", _record("rien 1/2")),
-                 ("create", f"{POST}/3kaaaaaaaaaa4", _record("rien 2/2"))])  # fmt: skip
+    s.commit(
+        X,
+        [
+            ("create", f"{POST}/3kaaaaaaaaaa1", _record("fil 1/2")),
+            ("create", f"{POST}/3kaaaaaaaaaa2", _record("fil 2/2: l'APHP répond")),
+        ],
+    )
+    s.commit(
+        X,
+        [
+            ("create", f"{POST}/3kaaaaaaaaaa3", _record("rien 1/2")),
+            ("create", f"{POST}/3kaaaaaaaaaa4", _record("rien 2/2")),
+        ],
+    )
     s.like(X, uris["named"])  # not a post
     return s, uris
 

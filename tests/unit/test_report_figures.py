@@ -141,8 +141,10 @@ def test_columns_files_and_words_of_both_languages(generated: tuple[Quarter, Pat
     q, db = generated
     truth = independent(q)
     total = sum(len(v) for v in truth.posts.values())
-    for lang, total_text, title in (("fr", f"{total:,}".replace(",", "\u202f"), "1er trimestre 2025"),
-                                    ("en", f"{total:,}", "1st quarter 2025")):  # fmt: skip
+    for lang, total_text, title in (
+        ("fr", f"{total:,}".replace(",", "\u202f"), "1er trimestre 2025"),
+        ("en", f"{total:,}", "1st quarter 2025"),
+    ):
         out = tmp_path / lang
         run_report(db, out, quarter=quarter("2025Q1"), lang=lang)
         with (out / "barometer.csv").open(encoding="utf-8") as f:
