@@ -21,6 +21,8 @@ from typing import Any, Final
 
 import cbor2
 
+from streamer.frames import read_varint
+
 NSID: Final = "network.bsky.jetstream.subscribeEvents"
 KINDS: Final = ("commit", "identity", "account", "sync")
 _CID_PREFIX: Final = b"\x01\x71\x12\x20"  # CIDv1, dag-cbor, sha2-256
@@ -256,10 +258,10 @@ def _car_blocks(car: Any) -> dict[bytes, bytes]:
     if not isinstance(car, bytes):
         return found
     try:
-        pos, size = _varint(car, 0)
+        pos, size = read_varint(car, 0)
         pos += size
         while pos < len(car):
-            pos, size = _varint(car, pos)
+            pos, size = read_varint(car, pos)
             section = car[pos : pos + size]
             pos += size
             cid_len = 36 if section[:1] == b"\x01" else 34
@@ -267,14 +269,3 @@ def _car_blocks(car: Any) -> dict[bytes, bytes]:
     except IndexError:
         pass
     return found
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return pos, value
-        shift += 7

@@ -17,6 +17,7 @@ from typing import Any, Final
 import libipld
 
 from relay.car import dag_cbor
+from streamer.frames import read_varint
 
 DEEP: Final = 200_000  # the nesting that raised RecursionError in libipld
 ENVELOPE_LIMIT: Final = 4096  # item heads are indexed in the envelope's first bytes only
@@ -31,17 +32,6 @@ def varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return pos, value
-        shift += 7
-
-
 def bytes_head(n: int) -> bytes:
     """The CBOR head of a byte string of `n` bytes."""
     if n < 24:
@@ -52,11 +42,11 @@ def bytes_head(n: int) -> bytes:
 
 def car_sections(car: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """(CAR header block, [(36-byte CID, block data)]) of a well-formed CAR v1."""
-    pos, length = _read_varint(car, 0)
+    pos, length = read_varint(car, 0)
     header, pos = car[pos : pos + length], pos + length
     sections = []
     while pos < len(car):
-        pos, length = _read_varint(car, pos)
+        pos, length = read_varint(car, pos)
         sections.append((car[pos : pos + 36], car[pos + 36 : pos + length]))
         pos += length
     return header, sections

@@ -72,10 +72,10 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
     found: dict[bytes, Any] = {}
     size = len(car)
     try:
-        pos, length = _varint(car, 0)
+        pos, length = read_varint(car, 0)
         pos += length  # the CAR header
         while pos < size and len(found) < len(wanted):
-            pos, length = _varint(car, pos)
+            pos, length = read_varint(car, pos)
             end = pos + length
             if length < _CID_LEN or end > size:
                 raise FrameError(FrameReason.BAD_CAR, f"section of {length} bytes at {pos} overruns the CAR")
@@ -104,7 +104,7 @@ def _decode_block(block: bytes) -> Any:
 _CID_LEN: Final = 36  # CIDv1, dag-cbor or raw, sha2-256: what atproto repos hold
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
     """(position after, value) of an unsigned LEB128 varint."""
     value = shift = 0
     while True:

@@ -12,31 +12,12 @@ from appview.errors import AppViewReason, AppViewUnavailable, XrpcError
 from appview.history import posts_in_period
 from appview.lookup import lookup_accounts
 from appview.scenario import Scenario, World, build_world
+from tests.support.appview import pasted_forms
 from tests.support.ports import free_port
 from transport.backoff import Backoff
 
 FAST = Backoff(initial=0.01, maximum=0.05)
 WORLD = build_world(Scenario())
-
-
-def pasted_forms(world: World) -> list[str]:
-    """One pasted form per account, cycling through what people paste."""
-    forms = []
-    for i, a in enumerate(world.accounts):
-        post = next((e.uri for e in world.feeds[a.did] if not e.repost_of_others), None)
-        rkey = post.rsplit("/", 1)[1] if post else "3lb5bb6qehw22"
-        forms.append(
-            [
-                a.handle,
-                "@" + a.handle.upper(),
-                f"https://bsky.app/profile/{a.handle}",
-                f"https://bsky.app/profile/{a.did}",
-                f"https://bsky.app/profile/{a.handle}/post/{rkey}",
-                a.did,
-                f" <@{a.handle}>, ",
-            ][i % 7]
-        )
-    return forms
 
 
 async def test_65_pasted_forms_resolve_to_their_dids_through_429s_and_5xx() -> None:
