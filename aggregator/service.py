@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from aggregator.consume import BatchSource, SourceBatch
@@ -32,6 +33,8 @@ class Aggregator:
         snapshot_path: Path | None = None,
         snapshot_interval: float = 10.0,
         maintenance_interval: float = 300.0,
+        minute_keep: timedelta = timedelta(hours=3),
+        hour_keep: timedelta = timedelta(days=8),
         supervisor: Supervisor | None = None,
     ) -> None:
         self.store = store
@@ -41,6 +44,7 @@ class Aggregator:
         self.snapshot_path = snapshot_path
         self.snapshot_interval = snapshot_interval
         self.maintenance_interval = maintenance_interval
+        self.minute_keep, self.hour_keep = minute_keep, hour_keep  # rollup windows (maintain)
         self.supervisor = supervisor or Supervisor()
         self._snapshots = Periodic(self.supervisor, "snapshot", snapshot_interval)
         # a failed maintenance transaction means the writer's connection is broken: fatal
@@ -122,5 +126,7 @@ class Aggregator:
             await self._maintenance.run(self._maintain)
 
     async def _maintain(self) -> None:
-        result = await asyncio.to_thread(self.store.maintain)
+        result = await asyncio.to_thread(
+            self.store.maintain, minute_keep=self.minute_keep, hour_keep=self.hour_keep
+        )
         log.info("store maintenance %s", result)

@@ -15,16 +15,31 @@ import duckdb
 
 _NOW: Final = "(SELECT newest_event FROM clock WHERE id = 1)"
 
+# A post's interactions as top_posts counts them (views.py): live counts `k`, plus its AppView
+# snapshot `s` net of the live counts it already held.
+_ENGAGEMENT: Final = " + ".join(
+    f"CASE WHEN s.uri IS NULL THEN coalesce(k.{n}, 0) ELSE s.{n} + coalesce(k.{n}, 0) - s.live_{n} END"
+    for n in ("likes", "reposts", "replies", "quotes")
+)
+
 # Last-hour interactions of each account's hottest post vs its usual interactions per post
 # over the previous 30 days (at least 1, so a first post with 20 likes still stands out).
+# `usual` reads only the posts of those 30 days: top_posts aggregates every post ever seen,
+# which ran out of the store's memory limit at 10k accounts × a year (bench/store_size.py).
 _VIRAL: Final = f"""
 WITH hot AS (
     SELECT did, uri, sum(likes + reposts + replies + quotes) AS recent
     FROM post_minutes WHERE bucket > {_NOW} - INTERVAL 1 HOUR GROUP BY did, uri),
 best AS (SELECT did, arg_max(uri, recent) AS uri, max(recent) AS recent FROM hot GROUP BY did),
+recent_posts AS (SELECT uri, did FROM posts WHERE created_at > {_NOW} - INTERVAL 30 DAY),
+counted AS (
+    SELECT m.uri, any_value(m.did) AS did, sum(m.likes) AS likes, sum(m.reposts) AS reposts,
+        sum(m.replies) AS replies, sum(m.quotes) AS quotes
+    FROM post_buckets m SEMI JOIN recent_posts r USING (uri) GROUP BY m.uri),
 usual AS (
-    SELECT did, avg(likes + reposts + replies + quotes) AS per_post
-    FROM top_posts WHERE created_at > {_NOW} - INTERVAL 30 DAY GROUP BY did)
+    SELECT coalesce(k.did, r.did) AS did, avg({_ENGAGEMENT}) AS per_post
+    FROM recent_posts r LEFT JOIN counted k USING (uri) LEFT JOIN post_snapshots s USING (uri)
+    GROUP BY 1)
 SELECT b.did, b.uri, b.recent, b.recent / greatest(coalesce(u.per_post, 0), 1.0)
 FROM best b LEFT JOIN usual u USING (did)"""
 

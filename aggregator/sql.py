@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -21,6 +21,7 @@ import duckdb
 
 from aggregator.errors import QueryError, QueryRefusedError, StoreHeldError, lock_held
 from aggregator.sql_text import after_explain, leading_words, skip_blanks
+from aggregator.union import attach, create_union_views
 
 _SAFE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
     "enable_external_access": False,
@@ -206,11 +207,78 @@ def open_readonly_query(db_path: str | Path, sql: str) -> Iterator[QueryRows]:
         con.close()
 
 
-def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+@contextmanager
+def open_readonly_union_query(
+    db_paths: Sequence[Path], sql: str, readable: Callable[[Path, StoreHeldError], Path]
+) -> Iterator[QueryRows]:
+    """One guarded query over several store files read as one (aggregator/union.py).
+
+    The query is checked first, as for one file. The ATTACHes are ours, made before it on a
+    fresh in-memory connection that may still open files; then external access is disabled
+    and the configuration locked, so the user's query runs exactly as walled in as on one
+    file (ATTACH refused by the guard, and by DuckDB should the guard miss it). A file its
+    aggregator holds is replaced by `readable(path, error)` (its snapshot) or the error raised.
+    """
+    check_query(sql)
+    seen: set[Path] = set()
+    for path in db_paths:
+        if Path(path).resolve() in seen:
+            raise QueryError(f"{path}: given twice; its counts would be summed twice")
+        seen.add(Path(path).resolve())
+    con = duckdb.connect(":memory:", config=_ATTACH_CONFIG)
+    try:
+        try:
+            paths = [_attach_readable(con, i, Path(p), readable) for i, p in enumerate(db_paths)]
+            create_union_views(con, [str(p) for p in paths])
+        except duckdb.Error as exc:
+            raise QueryError(f"cannot read the files as one: {exc}") from exc
+        for key, value in _LOCK_AFTER_ATTACH:
+            con.execute(f"SET {key} = {value}")
+        try:
+            result = con.execute(sql)
+        except duckdb.Error as exc:
+            raise QueryError(str(exc)) from exc
+        yield QueryRows(result)
+    finally:
+        con.close()
+
+
+# `_SAFE_CONFIG` reached in two steps: files may be opened (ATTACH) until the lock
+_ATTACH_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
+    k: v for k, v in _SAFE_CONFIG.items() if k not in ("enable_external_access", "lock_configuration")
+}
+_LOCK_AFTER_ATTACH: Final = (("enable_external_access", "false"), ("lock_configuration", "true"))
+
+
+def _attach_readable(
+    con: duckdb.DuckDBPyConnection, index: int, path: Path, readable: Callable[[Path, StoreHeldError], Path]
+) -> Path:
+    _check_file(path)
+    try:
+        attach(con, index, str(path))
+        return path
+    except duckdb.Error as exc:
+        if not lock_held(exc):
+            raise QueryError(f"{path}: cannot open: {exc}") from exc
+        held = StoreHeldError(f"{path}: cannot open: {exc}; the aggregator holds it")
+    other = readable(path, held)
+    _check_file(other)
+    try:
+        attach(con, index, str(other))
+    except duckdb.Error as exc:
+        raise QueryError(f"{other}: cannot open: {exc}") from exc
+    return other
+
+
+def _check_file(path: Path) -> None:
     if path.is_dir():
         raise QueryError(f"{path}: is a directory; --db names the store file (e.g. data/bluepulse.duckdb)")
     if not path.is_file():
         raise QueryError(f"{path}: no such store file")
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    _check_file(path)
     try:
         return duckdb.connect(str(path), read_only=True, config=_SAFE_CONFIG)
     except duckdb.Error as exc:

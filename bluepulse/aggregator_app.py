@@ -8,6 +8,7 @@ can seek to the offsets the store committed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
@@ -56,6 +57,8 @@ class AggregatorApp:
             source,
             snapshot_path=snapshot_path(config.db),
             snapshot_interval=config.snapshot_interval,
+            minute_keep=timedelta(hours=config.minute_buckets_hours),
+            hour_keep=timedelta(days=config.hour_buckets_days),
             supervisor=supervisor,
         )
         self.store_metrics = register_aggregator_metrics(registry, store, self.aggregator.stats)

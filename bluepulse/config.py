@@ -25,6 +25,7 @@ from bluepulse.options import (
     arguments,
     collect,
     readme_table,
+    repeated,
     resolve_into,
     setting,
 )
@@ -105,6 +106,17 @@ class StoreSettings:
     db: Path = setting(Path("data/bluepulse.duckdb"), Path, "DuckDB file; demo: <state-dir>/bluepulse.duckdb")
 
 
+@dataclass(frozen=True, kw_only=True)
+class SqlStoreSettings:
+    """`bluepulse sql` reads one store file or several aggregators' files as one (aggregator/union.py)."""
+
+    db: tuple[Path, ...] = repeated(
+        (Path("data/bluepulse.duckdb"),),
+        Path,
+        "DuckDB file; several aggregators' files are read as one",
+    )
+
+
 def snapshot_path(db: Path) -> Path:
     """Where the writer keeps the read-only copy of `--db` that `bluepulse sql` opens meanwhile."""
     return db.with_name(db.stem + ".snapshot" + db.suffix)
@@ -123,6 +135,18 @@ class AggregatorSettings:
         "switching relay ↔ Jetstream; more than the 72 h of the longest cursor retention)",
     )
     snapshot_interval: float = setting(10.0, p.positive, "seconds between SQL snapshots")
+    minute_buckets_hours: float = setting(
+        3.0,
+        p.at_least(1.0, "the last-hour window and signals read minute buckets"),
+        "hours of per-minute account buckets kept (at least 1); older ones roll up into hour "
+        "buckets (from the hour floor, at each maintenance)",
+    )
+    hour_buckets_days: float = setting(
+        8.0,
+        p.at_least(1.0, "the 24 h window reads hour buckets"),
+        "days of per-hour account buckets kept (at least 1); older ones roll up into day "
+        "buckets, kept forever",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -519,7 +543,7 @@ class BackfillConfig(Config, BackfillSettings, TrackedSettings, AppViewSettings,
 
 
 @dataclass(frozen=True, kw_only=True)
-class SqlConfig(Config, SqlSettings, StoreSettings, FormatSettings, LogSettings):
+class SqlConfig(Config, SqlSettings, SqlStoreSettings, FormatSettings, LogSettings):
     command = "sql"
     summary = "read-only SQL on the DuckDB file (works while the aggregator runs)"
 

@@ -41,6 +41,9 @@ class Spec:
     positional: bool = False  # `bluepulse sql QUERY`: an argument, no flag and no env var
     choices: tuple[str, ...] = ()
     many: bool = False  # a positional taking any number of values (`accounts add HANDLE…`)
+    repeat: bool = (
+        False  # a flag given once per value (`sql --db a --db b`); the env var: os.pathsep-separated
+    )
     flag: str | None = None  # the flag's own name when the field's cannot be it (`--from`)
     # command → (help, default as shown) where a command uses the setting its own way
     per_command: Mapping[str, tuple[str, str]] = field(default_factory=dict)
@@ -60,6 +63,15 @@ def setting(
     """A field with a flag and a BLUEPULSE_* variable; typed as its default (see dataclasses.field).
     `flag` names the option when the field name cannot (`--from` on the field `start`)."""
     spec = Spec(parse, help, next(_ORDER), unset, secret, switch, per_command=per_command or {}, flag=flag)
+    return field(default=default, metadata={SPEC: spec})
+
+
+def repeated(
+    default: tuple[T, ...], parse: Callable[[str], T], help: str, *, flag: str | None = None
+) -> tuple[T, ...]:
+    """A flag that may be given several times, each value parsed by `parse` (`--db a --db b`);
+    its variable holds the values separated by os.pathsep (`a.duckdb:b.duckdb`)."""
+    spec = Spec(parse, help, next(_ORDER), repeat=True, flag=flag)
     return field(default=default, metadata={SPEC: spec})
 
 
@@ -157,7 +169,14 @@ def shown_default(option: Option, command: str) -> str:
         return option.spec.per_command[command][1]
     if option.spec.switch:
         return "off"
-    return option.unset if option.default is None else str(option.default)
+    return option.unset if option.default is None else _shown(option)
+
+
+def _shown(option: Option) -> str:
+    """A default as a person writes it: a repeated setting's values separated by spaces."""
+    if option.spec.repeat and isinstance(option.default, tuple):
+        return " ".join(str(v) for v in option.default)
+    return str(option.default)
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str, options: Collection[Option]) -> None:
@@ -173,6 +192,11 @@ def add_arguments(parser: argparse.ArgumentParser, command: str, options: Collec
         help_text = f"{text} [{o.env}; default: {shown_default(o, command)}]"
         if o.spec.switch:
             parser.add_argument(o.flag, dest=o.name, default=None, action="store_true", help=help_text)
+        elif o.spec.repeat:
+            metavar = o.name.split("_")[-1].upper()
+            parser.add_argument(
+                o.flag, dest=o.name, default=None, action="append", metavar=metavar, help=help_text
+            )
         else:
             metavar = o.name.split("_")[-1].upper()
             parser.add_argument(o.flag, dest=o.name, default=None, metavar=metavar, help=help_text)
@@ -205,6 +229,13 @@ def resolve_into(
         if spec.many:
             values[name] = tuple(str(v) for v in raw) if isinstance(raw, list | tuple) else (str(raw),)
             continue
+        if spec.repeat:
+            items = [str(v) for v in raw] if isinstance(raw, list | tuple) else str(raw).split(os.pathsep)
+            try:
+                values[name] = tuple(spec.parse(item) for item in items if item)
+            except ValueError as exc:
+                problems.append(f"{origin}={raw!r}: {exc}")
+            continue
         try:
             values[name] = spec.parse(str(raw))
         except ValueError as exc:
@@ -217,11 +248,13 @@ def resolve_into(
 
 def readme_row(option: Option, all_commands: Collection[str]) -> str:
     """The option's row of the README's configuration table."""
-    default = "—" if option.default is None else f"`{option.default}`"
+    default = "—" if option.default is None else f"`{_shown(option)}`"
     commands = "all" if set(option.commands) >= set(all_commands) else ", ".join(option.commands)
     meaning = option.help
     if option.spec.switch:
         meaning += f" (a switch: `{option.flag}`; the variable takes true/false)"
+    elif option.spec.repeat:
+        meaning += f" (repeatable: `{option.flag} A {option.flag} B`; the variable: `A{os.pathsep}B`)"
     elif option.default is None:
         meaning += f"; unset: {option.unset.removeprefix('none: ')}"
     return f"| `{option.flag}` | `{option.env}` | {default} | {commands} | {meaning} |"

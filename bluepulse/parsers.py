@@ -48,6 +48,18 @@ def positive(text: str) -> float:
     return value
 
 
+def at_least(minimum: float, why: str) -> Callable[[str], float]:
+    """A number not below `minimum` (`why` says what a smaller value would break)."""
+
+    def parse(text: str) -> float:
+        value = number(text)
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum:g} ({why})")
+        return value
+
+    return parse
+
+
 def positive_int(text: str) -> int:
     value = whole(text)
     if value <= 0:

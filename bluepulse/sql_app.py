@@ -12,11 +12,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Final
 
 from aggregator.errors import QueryError, QueryRefusedError, StoreHeldError
 from aggregator.report import RowLimit, write_rows
-from aggregator.sql import QueryRows, open_readonly_query
+from aggregator.sql import QueryRows, open_readonly_query, open_readonly_union_query
 from bluepulse.config import SqlConfig, snapshot_path
 from bluepulse.errors import CommandError
 
@@ -52,18 +53,25 @@ def main(config: SqlConfig) -> int:
 
 @contextmanager
 def _open(config: SqlConfig) -> Iterator[QueryRows]:
-    """The store itself, or its snapshot while the aggregator holds the store for writing."""
+    """One store (or its snapshot while the aggregator holds it for writing), or several read as one."""
+    if len(config.db) > 1:
+        with open_readonly_union_query(config.db, config.query, _snapshot_of) as query:
+            yield query
+        return
+    [db] = config.db
     with ExitStack() as stack:
         try:
-            query = stack.enter_context(open_readonly_query(config.db, config.query))
-        except StoreHeldError:
-            snapshot = snapshot_path(config.db)
-            if not snapshot.exists():
-                raise
-            age = time.time() - snapshot.stat().st_mtime
-            print(
-                f"(the aggregator is writing {config.db}: reading its snapshot, {age:.0f} s old)",
-                file=sys.stderr,
-            )
-            query = stack.enter_context(open_readonly_query(snapshot, config.query))
+            query = stack.enter_context(open_readonly_query(db, config.query))
+        except StoreHeldError as exc:
+            query = stack.enter_context(open_readonly_query(_snapshot_of(db, exc), config.query))
         yield query
+
+
+def _snapshot_of(db: Path, held: StoreHeldError) -> Path:
+    """The snapshot the aggregator writing `db` keeps (saying so, and how old), else `held`."""
+    snapshot = snapshot_path(db)
+    if not snapshot.exists():
+        raise held
+    age = time.time() - snapshot.stat().st_mtime
+    print(f"(the aggregator is writing {db}: reading its snapshot, {age:.0f} s old)", file=sys.stderr)
+    return snapshot

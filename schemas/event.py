@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Final
 
+import orjson
+
 from schemas.errors import SchemaError, SchemaReason
 
 SCHEMA_VERSION: Final = 1
@@ -88,21 +90,21 @@ _OPTIONAL_STR: Final = (
 )
 
 
-_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ENCODED: Final = tuple(name for name in FIELD_NAMES if name != "source")
 
 
 def encode(event: Event) -> bytes:
     """Compact JSON without nulls: the wire value of a Kafka message or a JSONL line.
 
-    Read field by field (dataclasses.asdict deep-copies and cost ~4x as much per event).
+    Read field by field (dataclasses.asdict deep-copies and cost ~4x as much per event) and
+    written by orjson, once per event (the same bytes as json's compact, non-ASCII form).
     `source` is written only when it is not the relay: relay events stay byte-identical to
     those of earlier versions, which an aggregator of before issue 13 still reads.
     """
     body = {name: value for name in _ENCODED if (value := getattr(event, name)) is not None}
     if event.source != RELAY:
         body["source"] = event.source
-    return _ENCODER.encode(body).encode()
+    return orjson.dumps(body)
 
 
 def decode(data: bytes | str) -> Event:

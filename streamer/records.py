@@ -45,6 +45,7 @@ Recall = Callable[[str, str], Memory | None]
 
 
 ENGAGEMENT: Final = frozenset({POST, LIKE, REPOST, FOLLOW})  # collections that can yield events
+_ACTIONS: Final = {action.value: action for action in Action}  # a dict lookup, not Enum's __call__
 
 
 @dataclass(slots=True)
@@ -198,7 +199,7 @@ class Op:
     def write(self, collection: str, path: str, record: dict[str, Any], action: str) -> None:
         """A create or update with its record; a record without its lexicon's shape is a skip."""
         try:
-            _create(self, collection, path, record, Action(action))
+            _create(self, collection, path, record, _ACTIONS[action])
         except (TypeError, KeyError, AttributeError, ValueError):
             self.out.skipped.append(OpReason.BAD_RECORD)
 
