@@ -53,7 +53,7 @@ DEADLINE = 120.0
 # before the first notification (Alertmanager does not re-send for changed annotations).
 SHORT_FOR = {
     ("ViralPost", "info"): "2s",
-    ("AccountTakeoverSuspected", "critical"): "15s",
+    ("AccountTakeoverSuspected", "critical"): "40s",  # 15 s was too short on a loaded machine
     ("NameMentionSpike", "warning"): "2s",
 }
 EXPECTED = set(SHORT_FOR)
@@ -282,6 +282,12 @@ async def play(tmp: Path, prometheus_bins: PrometheusBins, alertmanager_bins: Al
                         return all(rfc3339(g["lastEvaluation"]) > settle for g in groups)
 
                     await waiting("rules evaluated after the quiet period", evaluated, deadline, logs)
+
+                    def all_mails() -> bool:  # e-mails go out after the webhooks: wait for them
+                        subjects = " ".join(str(m["Subject"]) for m in smtp.received())
+                        return all(name in subjects for name in ("ViralPost", "NameMentionSpike", "Takeover"))
+
+                    await waiting("the three e-mails", all_mails, deadline, logs)
                     indicators = (
                         f'account:bluepulse_takeover_indicator:value{{account="{n.takeover.handle}"}}'
                     )
@@ -382,7 +388,8 @@ def test_name_mention_spike_counts_the_posts_naming_the_account(outcome: Outcome
     summary = alert["annotations"]["summary"]
     named = re.fullmatch(rf"{re.escape(hospital)} is named in (\d+) posts in 30 minutes", summary)
     assert named, summary
-    assert MENTIONS <= int(named.group(1)) <= MENTIONS + 1, summary  # increase() extrapolates a little
+    # increase() extrapolates the sampled range to the whole 30 min window: a little above, never below
+    assert MENTIONS <= int(named.group(1)) <= MENTIONS * 1.2, summary
     assert alert["annotations"]["search"] == f"https://bsky.app/search?q={hospital}"
 
 
