@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final, cast
 
 import duckdb
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from aggregator import signals
 from aggregator.counters import BY_VIEW, Flow
@@ -35,6 +36,9 @@ _GAUGE_FAMILIES: Final = (
     ("followers", "followers", "Followers: the latest AppView snapshot, else the accounts file's baseline."),
 )
 TOP_K: Final = 10
+_go: Final = cast(Callable[[float], str], floatToGoString)  # prometheus_client's float format
+_ENGAGEMENT_DOC: Final = "Interactions received, last hour."
+_AGE_DOC: Final = "Seconds since the follower count was read from the AppView (accounts refresh)."
 
 
 class StoreCollector(Collector):
@@ -76,7 +80,28 @@ class StoreCollector(Collector):
             except duckdb.Error as exc:  # a scrape must never take the process down
                 log.warning("store metrics unavailable: %s", exc)
 
-    def _accounts(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+    def text(self, openmetrics: bool) -> str:
+        """The same families as `collect`, rendered straight to exposition text (the /metrics
+        handler serves it next to the registry's output): 30 series per account would
+        otherwise cost a Sample object and prometheus_client's formatting each."""
+        with self._lock:
+            if self._closed:
+                return ""
+            try:
+                con = self._store.cursor()
+                try:
+                    out: list[str] = []
+                    self._accounts_text(con, openmetrics, out)
+                    _render(self._hot_posts(con), openmetrics, out)
+                    self._signals_text(con, openmetrics, out)
+                    return "".join(out)
+                finally:
+                    con.close()
+            except duckdb.Error as exc:  # a scrape must never take the process down
+                log.warning("store metrics unavailable: %s", exc)
+                return ""
+
+    def _account_rows(self, con: duckdb.DuckDBPyConnection) -> tuple[list[Any], dict[str, Any]]:
         columns = ", ".join("t." + c for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES)
         rows = con.execute(
             f"SELECT t.did, coalesce(t.handle, t.did), coalesce(t.category, ''), "
@@ -86,14 +111,40 @@ class StoreCollector(Collector):
         window = dict(
             con.execute("SELECT did, interactions FROM account_window WHERE \"window\" = '1h'").fetchall()
         )
+        return rows, window
+
+    def _accounts_text(self, con: duckdb.DuckDBPyConnection, openmetrics: bool, out: list[str]) -> None:
+        rows, window = self._account_rows(con)
+        heads = [("counter", name, doc) for _, name, doc in _COUNTER_FAMILIES]
+        heads += [("gauge", name, doc) for _, name, doc in _GAUGE_FAMILIES]
+        heads += [
+            ("gauge", "engagement_1h", _ENGAGEMENT_DOC),
+            ("gauge", "followers_snapshot_age_seconds", _AGE_DOC),
+        ]
+        lines: list[list[str]] = [[] for _ in heads]
+        *value_lines, engagement, age = lines
+        now = time.time()
+        go = _go
+        for did, handle, category, snapshot_at, *values in rows:
+            labels = f'{{account="{_escape(handle)}",category="{_escape(category)}"}} '
+            for family, value in zip(value_lines, values, strict=True):
+                if value is not None:
+                    family.append(labels + go(float(value)))
+            engagement.append(labels + go(float(window.get(did) or 0)))
+            if snapshot_at is not None:
+                age.append(labels + go(max(0.0, now - float(snapshot_at))))
+        for (kind, name, doc), family in zip(heads, lines, strict=True):
+            sample = f"bluepulse_account_{name}" + ("_total" if kind == "counter" else "")
+            _head(out, f"bluepulse_account_{name}" if openmetrics else sample, kind, doc, openmetrics)
+            if family:
+                out.append(sample + ("\n" + sample).join(family) + "\n")
+
+    def _accounts(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+        rows, window = self._account_rows(con)
         families = [_family(CounterMetricFamily, name, doc) for _, name, doc in _COUNTER_FAMILIES]
         families += [_family(GaugeMetricFamily, name, doc) for _, name, doc in _GAUGE_FAMILIES]
-        engagement = _family(GaugeMetricFamily, "engagement_1h", "Interactions received, last hour.")
-        age = _family(
-            GaugeMetricFamily,
-            "followers_snapshot_age_seconds",
-            "Seconds since the follower count was read from the AppView (accounts refresh).",
-        )
+        engagement = _family(GaugeMetricFamily, "engagement_1h", _ENGAGEMENT_DOC)
+        age = _family(GaugeMetricFamily, "followers_snapshot_age_seconds", _AGE_DOC)
         now = time.time()
         for did, handle, category, snapshot_at, *values in rows:
             labels = [handle, category]
@@ -126,6 +177,27 @@ class StoreCollector(Collector):
         yield info
 
     def _signal_metrics(self, con: duckdb.DuckDBPyConnection) -> Iterator[Any]:
+        s, labels, series = self._signal_series(con)
+        for name, doc, values in series:
+            family = GaugeMetricFamily(f"bluepulse_account_{name}", doc, labels=["account"])
+            for did, handle in sorted(labels.items()):
+                family.add_metric([handle], float(values.get(did, 0.0)))
+            yield family
+        yield _identity_changes(s, labels)
+
+    def _signals_text(self, con: duckdb.DuckDBPyConnection, openmetrics: bool, out: list[str]) -> None:
+        s, labels, series = self._signal_series(con)
+        accounts = [(did, f'{{account="{_escape(handle)}"}} ') for did, handle in sorted(labels.items())]
+        go = _go
+        for name, doc, values in series:
+            sample = f"bluepulse_account_{name}"
+            _head(out, sample, "gauge", doc, openmetrics)
+            out.extend(f"{sample}{lab}{go(float(values.get(did, 0.0)))}\n" for did, lab in accounts)
+        _render([_identity_changes(s, labels)], openmetrics, out)
+
+    def _signal_series(
+        self, con: duckdb.DuckDBPyConnection
+    ) -> tuple[signals.Signals, dict[str, str], tuple[tuple[str, str, Any], ...]]:
         now = time.monotonic()
         version = self._version()
         cached = self._signals
@@ -174,12 +246,7 @@ class StoreCollector(Collector):
                 s.signing_key_changes_24h,
             ),
         )
-        for name, doc, values in series:
-            family = GaugeMetricFamily(f"bluepulse_account_{name}", doc, labels=["account"])
-            for did, handle in sorted(labels.items()):
-                family.add_metric([handle], float(values.get(did, 0.0)))
-            yield family
-        yield _identity_changes(s, labels)
+        return s, labels, series
 
 
 class PipelineCollector(Collector):
@@ -234,7 +301,11 @@ def register_aggregator_metrics(
 ) -> StoreCollector:
     """Returns the store collector: close it before closing the store."""
     collector = StoreCollector(store, lambda: stats.batches)
-    registry.register(collector)
+    register_text = getattr(registry, "register_text", None)  # bluepulse.process.MetricsRegistry
+    if register_text is not None:
+        register_text(collector)  # served as text: prometheus_client costs seconds at 10k accounts
+    else:
+        registry.register(collector)
     registry.register(PipelineCollector(stats))
     return collector
 
@@ -266,3 +337,32 @@ def _family(cls: Any, name: str, doc: str) -> Any:
 def _plain(cls: Any, name: str, doc: str, value: float | None) -> Any:
     """A family even when there is no value yet (no sample then): `describe` must name it."""
     return cls(f"bluepulse_aggregator_{name}", doc, value=value)
+
+
+def _escape(value: str) -> str:
+    """A label value as prometheus_client writes it (both formats)."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _head(out: list[str], name: str, kind: str, doc: str, openmetrics: bool) -> None:
+    """HELP and TYPE lines as prometheus_client writes them (text 0.0.4 or OpenMetrics)."""
+    doc = doc.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        doc = doc.replace('"', r"\"")
+    out.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
+
+
+def _render(families: Iterable[Any], openmetrics: bool, out: list[str]) -> None:
+    """Small families (no exemplars, timestamps or OpenMetrics-only samples) as prometheus_client
+    writes them."""
+    for family in families:
+        name, kind = family.name, family.type
+        if kind == "info" and not openmetrics:
+            name, kind = name + "_info", "gauge"
+        elif kind == "counter" and not openmetrics:
+            name += "_total"
+        _head(out, name, kind, family.documentation, openmetrics)
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
+            out.append(f"{sample.name}{{{labels}}} " if labels else f"{sample.name} ")
+            out.append(_go(sample.value) + "\n")

@@ -7,7 +7,8 @@ then one `INSERT … SELECT` per table fills the store's own tables in DuckDB (f
 hour floor, as maintenance leaves them) in `account_minutes`, posts with their day and minute
 buckets, and `--events-per-account` events over the event-log retention. This process then
 opens the file as the aggregator does and measures, in one run: `/metrics` scrape time p50 /
-p99 through the real exposition (`register_aggregator_metrics` + `generate_latest`), once with
+p99 through the real exposition (`register_aggregator_metrics` on the registry `bluepulse
+aggregator` serves; prometheus_client formatting every family as reference), once with
 the signals cached and once recomputed at every scrape (a busy aggregator commits between
 scrapes), the series per account and in total from the scrape text, `account_totals` and
 `account_window` (all accounts, one account), the DuckDB file size and this process's peak RSS.
@@ -195,7 +196,9 @@ def cardinality(text: str) -> tuple[int, Counter[str], int]:
 
 
 def measure(path: Path, args: argparse.Namespace) -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client import generate_latest
+
+    from bluepulse.process import MetricsRegistry
 
     rows = {}
     with Store.open(path) as store:
@@ -203,15 +206,17 @@ def measure(path: Path, args: argparse.Namespace) -> None:
             rows[table] = store.query(f"SELECT count(*) FROM {table}")[1][0][0]
         print("  rows: " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
         stats = AggregatorStats()
-        registry = CollectorRegistry()
+        registry = MetricsRegistry()  # as `bluepulse aggregator` serves it
         collector = register_aggregator_metrics(registry, store, stats)
-        text = generate_latest(registry).decode()  # warm-up: first signals, DuckDB caches
-        cached = timed(lambda: generate_latest(registry), args.scrapes)
+        text = registry.exposition(None)[0].decode()  # warm-up: first signals, DuckDB caches
+        cached = timed(lambda: registry.exposition(None), args.scrapes)
+        # reference: every family through prometheus_client's own formatting
+        reference = timed(lambda: generate_latest(registry), max(3, args.scrapes // 5))
 
         def busy_scrape() -> None:  # a batch committed since the last scrape: signals recomputed
             stats.batches += 1
             collector._signals_min_age = 0.0
-            generate_latest(registry)
+            registry.exposition(None)
 
         busy = timed(busy_scrape, args.scrapes)
         collector.close()
@@ -234,6 +239,8 @@ def measure(path: Path, args: argparse.Namespace) -> None:
     print(f"DuckDB file: {size / 1e6:.0f} MB")
     print(f"/metrics, signals cached:     {quantiles(cached)} over {len(cached)} scrapes")
     print(f"/metrics, signals recomputed: {quantiles(busy)} over {len(busy)} scrapes")
+    ratio = statistics.median(cached) / statistics.median(reference)
+    print(f"  prometheus_client formatting (reference): {quantiles(reference)}; ours / reference {ratio:.2f}")
     worst = max(sorted(busy)[min(len(busy) - 1, int(len(busy) * 0.99))], *cached)
     print(f"  scrape p99 / target (< {TARGET_SECONDS:.0f} s): {worst / TARGET_SECONDS:.2f}")
     per_account = sum(per_family.values())
