@@ -20,6 +20,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from relay.audience import AudienceWaits
 from relay.capture import frame_seq
 from relay.car import error_frame
 from relay.faults import MALFORMED_KINDS, Faults, malformed_frame
@@ -34,7 +35,7 @@ DEFAULT_RETENTION = 100_000
 _BATCH = 256  # frames per transport write (about 1.4 MB of real frames)
 
 
-class RelayEmulator:
+class RelayEmulator(AudienceWaits):
     """An in-process relay on loopback; `async with RelayEmulator() as relay: relay.url`."""
 
     def __init__(
@@ -138,36 +139,6 @@ class RelayEmulator:
     def oldest_seq(self) -> int | None:
         """Oldest retained seq."""
         return self._log.oldest_seq()
-
-    @property
-    def connection_count(self) -> int:
-        """Currently open subscriber connections."""
-        return len(self._live)
-
-    def lag(self) -> int:
-        """Frames the slowest open, non-stalled subscriber still has to receive."""
-        end = self._log.end
-        lags = [end - c.position for c in self._live.values() if not c.stalled]
-        return max(lags, default=0)
-
-    async def wait_for_connections(self, count: int) -> None:
-        """Wait until `count` subscribers have been served in total (open or not)."""
-        while len(self.connections) < count:
-            await self._progress.wait()
-
-    async def wait_lag_at_most(self, frames: int) -> None:
-        """Wait until every open, non-stalled subscriber is within `frames` of the tip."""
-        while self.lag() > frames:
-            await self._progress.wait()
-
-    async def wait_for_audience(self) -> None:
-        """Wait until at least one subscriber is connected."""
-        while not self._live:
-            await self._progress.wait()
-
-    async def wait_caught_up(self) -> None:
-        """Wait until every open, non-stalled subscriber was sent the whole log."""
-        await self.wait_lag_at_most(0)
 
     # connection handling
 

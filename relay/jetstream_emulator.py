@@ -29,6 +29,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from relay import jetstream_dictionary
+from relay.audience import AudienceWaits
 from relay.errors import Rejected
 from relay.jetstream_convert import Pending, convert_frame
 from relay.jetstream_faults import JetstreamFaults
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 _CACHE = 500_000  # compressed frames kept, at most
 
 
-class JetstreamEmulator:
+class JetstreamEmulator(AudienceWaits):
     """An in-process Jetstream on loopback; `async with JetstreamEmulator() as js: js.url`."""
 
     def __init__(
@@ -186,30 +187,6 @@ class JetstreamEmulator:
         if seq is not None:
             self._compressed[seq] = out
         return out
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._live)
-
-    def lag(self) -> int:
-        end = self._log.end
-        return max((end - c.position for c in self._live.values() if not c.stalled), default=0)
-
-    async def wait_for_connections(self, count: int) -> None:
-        """Until `count` subscription requests were seen in total (accepted or rejected)."""
-        while len(self.connections) < count:
-            await self._progress.wait()
-
-    async def wait_lag_at_most(self, events: int) -> None:
-        while self.lag() > events:
-            await self._progress.wait()
-
-    async def wait_for_audience(self) -> None:
-        while not self._live:
-            await self._progress.wait()
-
-    async def wait_caught_up(self) -> None:
-        await self.wait_lag_at_most(0)
 
     # requests
 
