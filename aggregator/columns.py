@@ -19,28 +19,13 @@ import pyarrow as pa
 from aggregator.counters import ACCOUNT_COUNTERS, POST_COUNTERS
 from aggregator.fold import Deltas, HandleChange, Plan, StatusChange
 from schemas import Event
+from schemas.event import FIELD_NAMES
 
 _US: Final = pa.timestamp("us")
 _SECONDS: Final = pa.timestamp("s")
-_TEXT_FIELDS: Final = (
-    "kind",
-    "action",
-    "direction",
-    "subject_did",
-    "actor_did",
-    "uri",
-    "subject_uri",
-    "target_did",
-    "created_at",
-    "text",
-    "reply_root",
-    "quote_uri",
-    "link_uri",
-    "handle",
-    "status",
-    "source",
-    "term",
-)
+# every text field of the event contract (the rest are numbers, times and the active flag)
+_NON_TEXT: Final = frozenset({"seq", "idx", "time", "active", "v"})
+_TEXT_FIELDS: Final = tuple(name for name in FIELD_NAMES if name not in _NON_TEXT)
 EVENT_COLUMNS: Final = (
     "seq",
     "idx",
