@@ -50,19 +50,28 @@ FROM accounts_now a LEFT JOIN c ON c.did = a.did"""
 _SPANS: Final = ", ".join(
     f"('{name}', INTERVAL {span}, {order})" for order, (name, span) in enumerate(WINDOWS.items())
 )
+# the narrowest window a bucket falls in (WINDOWS grow in order): each bucket is read once and
+# lands in one (did, ord) group, and a running sum over ord gives every wider window
+_NARROWEST: Final = " ".join(
+    f"WHEN b.bucket > n.now - INTERVAL {span} THEN {order}" for order, span in enumerate(WINDOWS.values())
+)
+_WIDEST: Final = list(WINDOWS.values())[-1]
+_GROUP_SUMS: Final = ", ".join(f"sum(b.{n}) AS {n}" for n in ACCOUNT_COUNTERS)
+_WIDER: Final = "OVER (PARTITION BY a.did ORDER BY s.ord ROWS UNBOUNDED PRECEDING)"
+_RUNNING: Final = ", ".join(f"coalesce(sum(g.{n}) {_WIDER}, 0)::BIGINT AS {n}" for n in ACCOUNT_COUNTERS)
 _ACCOUNT_WINDOW: Final = f"""CREATE OR REPLACE VIEW account_window AS
 WITH n AS (SELECT newest_event AS now FROM clock WHERE id = 1),
 spans AS (SELECT * FROM (VALUES {_SPANS}) t(name, span, ord)),
-sums AS (
-    SELECT b.did, s.name, {_SUMS}
-    FROM account_buckets b, spans s, n
-    WHERE b.bucket > n.now - s.span AND b.bucket <= n.now
-    GROUP BY b.did, s.name),
+g AS (
+    SELECT b.did, CASE {_NARROWEST} END AS ord, {_GROUP_SUMS}
+    FROM account_buckets b, n
+    WHERE b.bucket > n.now - INTERVAL {_WIDEST} AND b.bucket <= n.now
+    GROUP BY ALL),
 w AS (
     SELECT a.did, s.name, s.ord, a.followers, n.now - s.span AS window_start,
-        n.now AS window_end, {_coalesced("x.", ACCOUNT_COUNTERS)}
+        n.now AS window_end, {_RUNNING}
     FROM accounts_now a CROSS JOIN spans s CROSS JOIN n
-    LEFT JOIN sums x ON x.did = a.did AND x.name = s.name)
+    LEFT JOIN g ON g.did = a.did AND g.ord = s.ord)
 SELECT a.did, a.name AS "window", {", ".join("a." + c for c in VIEW_LEADING)},
     {_INTERACTIONS.format(p="a.")} AS interactions, {", ".join("a." + c for c in VIEW_TRAILING)},
     {_rate(_INTERACTIONS.format(p="a."))}, a.window_start, a.window_end
