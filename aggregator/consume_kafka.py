@@ -5,6 +5,10 @@ assignment the consumer seeks to the `next_offset` the store committed with the 
 message that does not decode is counted by reason and skipped, and its offset still advances.
 Offsets are also committed to Kafka after each applied batch, for lag in Kafka tools and so a
 partition moving to another group member resumes where this one stopped.
+
+`owns(did)` says whether an account's events come to this member now (its partition, as the
+streamer's producer picks it, is assigned here): /metrics exports an account's non-additive
+gauges from its owner only, so Prometheus sums several aggregators without double counting.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from aggregator.consume import SourceBatch
 from aggregator.errors import MessageReason
@@ -71,6 +76,25 @@ class KafkaSource:
         self._limiter = LogEvery()
         self._fatal: BaseException | None = None  # raised in a rebalance callback, which aiokafka swallows
         self.skipped_total: Counter[str] = Counter()
+        # read by the /metrics thread: each replaced whole, never mutated in place (but the cache)
+        self._owned: frozenset[int] = frozenset()
+        self._partitioning: tuple[int, dict[str, int]] = (0, {})  # partition count, did -> partition
+
+    def owns(self, did: str) -> bool:
+        """Whether the account's events come to this member now: the partition the streamer's
+        producer sends its key to (the tracked DID, aiokafka's default partitioner) is assigned
+        here. False before the first assignment and while a rebalance is under way."""
+        count, cache = self._partitioning
+        if not count:
+            return False
+        partition = cache.get(did)
+        if partition is None:
+            partition = cache[did] = key_partition(did.encode(), count)
+        return partition in self._owned
+
+    def owned_partitions(self) -> int:
+        """How many partitions of the topic this member holds now."""
+        return len(self._owned)
 
     async def start(self) -> None:
         """Connect (waiting out a dead broker) and join the group; seeking happens on assignment."""
@@ -201,6 +225,12 @@ class KafkaSource:
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Seek each new partition to where DuckDB says the next message to apply is."""
+        topic = self._settings.topic
+        known = self._consumer.partitions_for_topic(topic) if self._consumer is not None else None
+        count = len(known) if known else self._settings.partitions
+        if count != self._partitioning[0]:
+            self._partitioning = (count, {})
+        self._owned = frozenset(tp.partition for tp in assigned if tp.topic == topic)
         try:
             await self._seek_stored(assigned)
         except Exception as exc:  # aiokafka would only log it, then consume from the wrong place
@@ -257,6 +287,8 @@ class KafkaSource:
                 log.warning("kafka partitions revoked before the batch in hand was applied")
         for tp in revoked:
             self._lag.pop(partition_name(tp.topic, tp.partition), None)
+        gone = {tp.partition for tp in revoked if tp.topic == self._settings.topic}
+        self._owned = self._owned - gone
 
     def _log_skip(self, reason: str, name: str, offset: int) -> None:
         held = self._limiter.ready(f"skip:{reason}")
@@ -282,6 +314,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._on_assigned(assigned)
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's default partitioner (Java's too) sends a keyed message to."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def _decode(message: ConsumerRecord) -> Event | tuple[str, int] | MessageReason | SchemaReason:

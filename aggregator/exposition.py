@@ -3,6 +3,12 @@
 Per-account series are labelled by handle and category (a few thousand accounts at most);
 posts never get a label of their own: the hottest posts of the last hour are exposed by
 rank, with the URI in a bounded info metric.
+
+Several aggregators (one consumer group, a file each) are summed by Prometheus: every event
+lives in one file, so each exports its file's share of the additive families (the counters,
+the net gauges, `engagement_1h`) for every account; a family that is a state or a ratio
+(`followers`, its snapshot age, the signals, `identity_change`) is exported by the aggregator
+that owns the account's partition now (`owns`), and by no other.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ TOP_K: Final = 10
 _go: Final = cast(Callable[[float], str], floatToGoString)  # prometheus_client's float format
 _ENGAGEMENT_DOC: Final = "Interactions received, last hour."
 _AGE_DOC: Final = "Seconds since the follower count was read from the AppView (accounts refresh)."
+# account_totals columns exported by the account's owner only (a state, not a share of events)
+_OWNER_ONLY: Final = frozenset({"followers"})
+Owns = Callable[[str], bool]  # did -> its events come to this aggregator now
 
 
 class StoreCollector(Collector):
@@ -50,8 +59,10 @@ class StoreCollector(Collector):
         version: Callable[[], int],
         signals_ttl: float = 15.0,
         signals_min_age: float = 2.0,
+        owns: Owns | None = None,
     ) -> None:
         self._store = store
+        self._owns = owns  # None: every account (one aggregator, `bluepulse run`)
         self._lock = threading.Lock()
         self._signals_ttl = signals_ttl
         self._version = version  # changes whenever a batch commits
@@ -123,15 +134,18 @@ class StoreCollector(Collector):
         ]
         lines: list[list[str]] = [[] for _ in heads]
         *value_lines, engagement, age = lines
+        owner_only = [c in _OWNER_ONLY for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES]
         now = time.time()
         go = _go
+        owns = self._owns
         for did, handle, category, snapshot_at, *values in rows:
             labels = f'{{account="{_escape(handle)}",category="{_escape(category)}"}} '
-            for family, value in zip(value_lines, values, strict=True):
-                if value is not None:
+            mine = owns is None or owns(did)
+            for family, value, owned in zip(value_lines, values, owner_only, strict=True):
+                if value is not None and (mine or not owned):
                     family.append(labels + go(float(value)))
             engagement.append(labels + go(float(window.get(did) or 0)))
-            if snapshot_at is not None:
+            if snapshot_at is not None and mine:
                 age.append(labels + go(max(0.0, now - float(snapshot_at))))
         for (kind, name, doc), family in zip(heads, lines, strict=True):
             sample = f"bluepulse_account_{name}" + ("_total" if kind == "counter" else "")
@@ -145,14 +159,16 @@ class StoreCollector(Collector):
         families += [_family(GaugeMetricFamily, name, doc) for _, name, doc in _GAUGE_FAMILIES]
         engagement = _family(GaugeMetricFamily, "engagement_1h", _ENGAGEMENT_DOC)
         age = _family(GaugeMetricFamily, "followers_snapshot_age_seconds", _AGE_DOC)
+        owner_only = [c in _OWNER_ONLY for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES]
         now = time.time()
         for did, handle, category, snapshot_at, *values in rows:
             labels = [handle, category]
-            for family, value in zip(families, values, strict=True):
-                if value is not None:
+            mine = self._owns is None or self._owns(did)
+            for family, value, owned in zip(families, values, owner_only, strict=True):
+                if value is not None and (mine or not owned):
                     family.add_metric(labels, float(value))
             engagement.add_metric(labels, float(window.get(did) or 0))
-            if snapshot_at is not None:
+            if snapshot_at is not None and mine:
                 age.add_metric(labels, max(0.0, now - float(snapshot_at)))
         yield from families
         yield engagement
@@ -183,7 +199,7 @@ class StoreCollector(Collector):
             for did, handle in sorted(labels.items()):
                 family.add_metric([handle], float(values.get(did, 0.0)))
             yield family
-        yield _identity_changes(s, labels)
+        yield _identity_changes(s, labels, self._owns)
 
     def _signals_text(self, con: duckdb.DuckDBPyConnection, openmetrics: bool, out: list[str]) -> None:
         s, labels, series = self._signal_series(con)
@@ -193,7 +209,7 @@ class StoreCollector(Collector):
             sample = f"bluepulse_account_{name}"
             _head(out, sample, "gauge", doc, openmetrics)
             out.extend(f"{sample}{lab}{go(float(values.get(did, 0.0)))}\n" for did, lab in accounts)
-        _render([_identity_changes(s, labels)], openmetrics, out)
+        _render([_identity_changes(s, labels, self._owns)], openmetrics, out)
 
     def _signal_series(
         self, con: duckdb.DuckDBPyConnection
@@ -207,6 +223,8 @@ class StoreCollector(Collector):
             cached = self._signals = (now, version, signals.compute(con))
         s = cached[2]
         labels = dict(con.execute("SELECT did, coalesce(handle, did) FROM accounts").fetchall())
+        if self._owns is not None:  # the signals are states and ratios: their owner's only
+            labels = {did: handle for did, handle in labels.items() if self._owns(did)}
         series = (
             (
                 "viral_ratio",
@@ -250,8 +268,9 @@ class StoreCollector(Collector):
 
 
 class PipelineCollector(Collector):
-    def __init__(self, stats: AggregatorStats) -> None:
+    def __init__(self, stats: AggregatorStats, owned_partitions: Callable[[], int] | None = None) -> None:
         self._stats = stats
+        self._owned_partitions = owned_partitions  # Kafka only
 
     def describe(self) -> Iterator[Any]:
         """Names known up front make `/metrics?name[]=bluepulse_aggregator_last_seq` a cheap
@@ -294,23 +313,36 @@ class PipelineCollector(Collector):
         yield _plain(
             GaugeMetricFamily, "snapshot_time_seconds", "When the SQL snapshot was written.", s.snapshot_time
         )
+        if self._owned_partitions is not None:
+            yield _plain(
+                GaugeMetricFamily,
+                "owned_partitions",
+                "Kafka partitions this aggregator holds now (its accounts' gauges are exported here).",
+                self._owned_partitions(),
+            )
 
 
 def register_aggregator_metrics(
-    registry: CollectorRegistry, store: Store, stats: AggregatorStats
+    registry: CollectorRegistry,
+    store: Store,
+    stats: AggregatorStats,
+    *,
+    owns: Owns | None = None,
+    owned_partitions: Callable[[], int] | None = None,
 ) -> StoreCollector:
-    """Returns the store collector: close it before closing the store."""
-    collector = StoreCollector(store, lambda: stats.batches)
+    """Returns the store collector: close it before closing the store. With several aggregators
+    (Kafka), `owns` tells which accounts' non-additive gauges this one exports."""
+    collector = StoreCollector(store, lambda: stats.batches, owns=owns)
     register_text = getattr(registry, "register_text", None)  # bluepulse.process.MetricsRegistry
     if register_text is not None:
         register_text(collector)  # served as text: prometheus_client costs seconds at 10k accounts
     else:
         registry.register(collector)
-    registry.register(PipelineCollector(stats))
+    registry.register(PipelineCollector(stats, owned_partitions))
     return collector
 
 
-def _identity_changes(s: signals.Signals, labels: dict[str, str]) -> InfoMetricFamily:
+def _identity_changes(s: signals.Signals, labels: dict[str, str], owns: Owns | None) -> InfoMetricFamily:
     """The evidence of the takeover indicators: the latest PDS / signing-key change of each
     account in the last 24 h, old → new (one series per account at most)."""
     info = InfoMetricFamily(
@@ -319,6 +351,8 @@ def _identity_changes(s: signals.Signals, labels: dict[str, str]) -> InfoMetricF
         labels=["account", "did"],
     )
     for did, change in sorted(s.identity_change.items()):
+        if owns is not None and not owns(did):  # another aggregator's account
+            continue
         evidence = {
             "old_pds": change.old_pds,
             "new_pds": change.new_pds,

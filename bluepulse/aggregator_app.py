@@ -13,6 +13,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from aggregator.consume import BatchSource
+from aggregator.consume_kafka import KafkaSource
 from aggregator.exposition import register_aggregator_metrics
 from aggregator.forensics import IdentityForensics
 from aggregator.plc_client import PLC_DIRECTORY, PlcClient
@@ -61,7 +62,15 @@ class AggregatorApp:
             hour_keep=timedelta(days=config.hour_buckets_days),
             supervisor=supervisor,
         )
-        self.store_metrics = register_aggregator_metrics(registry, store, self.aggregator.stats)
+        # several aggregators in a group: each exports the non-additive gauges of its partitions' accounts
+        kafka = source if isinstance(source, KafkaSource) else None
+        self.store_metrics = register_aggregator_metrics(
+            registry,
+            store,
+            self.aggregator.stats,
+            owns=kafka.owns if kafka is not None else None,
+            owned_partitions=kafka.owned_partitions if kafka is not None else None,
+        )
         self.forensics = forensics(config, store, registry, supervisor)
 
     async def run(self) -> None:

@@ -14,7 +14,6 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +26,7 @@ from bluepulse.config import snapshot_path
 from relay.emulator import RelayEmulator
 from relay.script import FrameScript
 from relay.server import play
-from tests.integration.test_run_crash import busy_day, run_to_end, totals
+from tests.integration.test_run_crash import totals
 from tests.integration.test_run_pipeline import write_accounts
 from tests.kafka import processes
 from tests.kafka.processes import BluepulseProcess, Metrics
@@ -71,24 +70,12 @@ async def site(
     return Site(tmp_path, kafka_bootstrap, await kafka_topic_factory(PARTITIONS), kafka_group_id)
 
 
-@pytest.fixture(scope="session")
-def day() -> FrameScript:
-    return busy_day()
-
-
-@pytest.fixture(scope="session")
-def embedded(day: FrameScript, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The DuckDB file of an uninterrupted `bluepulse run` of the day: the reference."""
-    run = run_to_end(tmp_path_factory.mktemp("embedded") / "run", day, kill_after_events=None)
-    with ThreadPoolExecutor(1) as pool:  # its own event loop, away from the tests' one
-        return pool.submit(asyncio.run, run).result(timeout=60)
-
-
 class Pipeline:
     """Relay emulator in this process; streamer and aggregator(s) as real processes."""
 
-    def __init__(self, site: Site, aggregators: int = 1) -> None:
+    def __init__(self, site: Site, aggregators: int = 1, partitions: int = PARTITIONS) -> None:
         self.tmp, self.bootstrap, self.topic = site.tmp, site.bootstrap, site.topic
+        self.partitions = partitions  # the topic's count (the site's topic was created with it)
         self.relay = RelayEmulator()
         self.accounts = write_accounts(site.tmp / "accounts.csv")
         self.aggregators = [self._aggregator(site, f"aggregator{n}") for n in range(1, aggregators + 1)]
@@ -104,7 +91,7 @@ class Pipeline:
             bootstrap=site.bootstrap,
             topic=site.topic,
             group=site.group,
-            partitions=PARTITIONS,
+            partitions=self.partitions,
         )
 
     async def __aenter__(self) -> Pipeline:
@@ -115,7 +102,7 @@ class Pipeline:
             accounts=self.accounts,
             bootstrap=self.bootstrap,
             topic=self.topic,
-            partitions=PARTITIONS,
+            partitions=self.partitions,
         )
         return self
 
@@ -155,7 +142,7 @@ class Pipeline:
         assert self.player is not None
         await asyncio.wait_for(self.player, 30)
         await self.stream.wait_for(f"{LAST_SEQ} {last_seq}", lambda m: m.get(LAST_SEQ) == last_seq, 60)
-        held = await end_offsets(self.bootstrap, self.topic)
+        held = await end_offsets(self.bootstrap, self.topic, self.partitions)
         ends = {f"{self.topic}/{p}": n for p, n in held.items() if n > 0}  # an empty one has no position
         dbs = [proc.db for proc in self.aggregators if proc.db is not None]
         try:
