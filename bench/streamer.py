@@ -574,7 +574,11 @@ def _mb(kb: int) -> str:
 
 
 def _check(label: str, ok: bool, detail: str) -> None:
-    print(f"  {'PASS' if ok else 'MISS'}  {label}: {detail}")
+    print(f"  {'PASS' if ok else 'FAIL'}  {label}: {detail}")
+
+
+# issue 17's targets, printed next to the ratios of the same run: (row, reference, ratio)
+TARGETS: Final = {"streamer65": ("bare", 0.75), "stress65": ("sdk", 4.0)}
 
 
 def print_table(results: dict[str, list[Result]]) -> dict[str, float]:
@@ -587,7 +591,12 @@ def print_table(results: dict[str, list[Result]]) -> dict[str, float]:
             f"  runs {min(r.fps for r in runs):,.0f}–{max(r.fps for r in runs):,.0f}" if len(runs) > 1 else ""
         )
         line = f"{LABELS[name]:<40} {value:>9,.0f} {value / fps['bare']:>7.2f} {value / fps['sdk']:>7.2f}"
-        print(f"{line} {cpu:>13,.0f}{spread}")
+        target = ""
+        if name in TARGETS:
+            ref, ratio = TARGETS[name]
+            verdict = "PASS" if value >= ratio * fps[ref] else "FAIL"
+            target = f"  target ≥ {ratio:g}× {'SDK' if ref == 'sdk' else ref}: {verdict}"
+        print(f"{line} {cpu:>13,.0f}{spread}{target}")
     return fps
 
 

@@ -13,12 +13,14 @@ from typing import Any, Final
 
 import libipld
 
-from streamer.cbor_bounds import check
+from streamer.cbor_bounds import MAX_DEPTH, MAX_ITEMS, check
 from streamer.errors import BoundsError, FrameError, FrameReason
 
 # {"t": "#commit", "op": 1} in DAG-CBOR (keys sorted by length): every #commit frame starts so.
 COMMIT_PREFIX: Final = b"\xa2at\x67#commit\x62op\x01"
 
+# items check(frame, count=2) has counted once past COMMIT_PREFIX: 2 top-level + the header's 4
+_PREFIX_ITEMS: Final = 5
 _MAX_SEQ: Final = 2**63  # a seq must fit a signed 64-bit column downstream
 _DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, RecursionError)
 
@@ -39,7 +41,10 @@ class Envelope:
 
 def decode_envelope(frame: bytes) -> Envelope:
     try:
-        end = check(frame, count=2)  # header and body; the CAR is one string, skipped
+        if frame.startswith(COMMIT_PREFIX):  # a complete 2-entry header map: walk the body only
+            end = check(frame, len(COMMIT_PREFIX), max_items=MAX_ITEMS - _PREFIX_ITEMS)
+        else:
+            end = check(frame, count=2)  # header and body; the CAR is one string, skipped
     except BoundsError as exc:
         raise FrameError(exc.reason, exc.detail) from exc
     if end != len(frame):
@@ -73,6 +78,9 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
     size, count = len(car), len(wanted)
     if not count:
         return found
+    only = next(iter(wanted)) if count == 1 else None
+    if only is not None and len(only) != _CID_LEN:
+        only = None  # never found: the set lookup below walks every section, as it always did
     try:
         pos, length = read_varint(car, 0)
         pos += length  # the CAR header
@@ -87,11 +95,16 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
             end = pos + length
             if length < _CID_LEN or end > size:
                 raise FrameError(FrameReason.BAD_CAR, f"section of {length} bytes at {pos} overruns the CAR")
-            cid = car[pos : pos + _CID_LEN]
-            if cid in wanted:
-                found[cid] = _decode_block(car[pos + _CID_LEN : end])
-                if len(found) == count:
+            if only is not None:  # one record (most commits): compare in place, no CID slice
+                if car.startswith(only, pos):
+                    found[only] = _decode_block(car[pos + _CID_LEN : end])
                     break
+            else:
+                cid = car[pos : pos + _CID_LEN]
+                if cid in wanted:
+                    found[cid] = _decode_block(car[pos + _CID_LEN : end])
+                    if len(found) == count:
+                        break
             pos = end
     except FrameError:
         raise
@@ -100,8 +113,32 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
     return found
 
 
+# Head bytes that matter to the fast path: containers (0x80..0xbf: arrays, maps) and the
+# headers libipld accepts but DAG-CBOR and check() forbid (0xd9..0xdb: a non-minimal tag, 0xfa:
+# a 32-bit float). translate(None, _NOT_SUSPECT) keeps only those bytes of a block.
+_CONTAINERS: Final = bytes(range(0x80, 0xC0))
+_NOT_SUSPECT: Final = bytes(b for b in range(256) if b < 0x80 or 0xC0 <= b not in (0xD9, 0xDA, 0xDB, 0xFA))
+_FAST_MAX_BYTES: Final = 32_768  # < MAX_ITEMS: one item takes at least one byte
+
+
 def _decode_block(block: bytes) -> Any:
-    """One record block, bounded before libipld sees it."""
+    """One record block, bounded before libipld sees it.
+
+    Fast path, same outcome as check() then libipld: a block of at most _FAST_MAX_BYTES bytes
+    (so at most that many items, under MAX_ITEMS) holding at most MAX_DEPTH bytes in 0x80..0xbf
+    (every nested array or map needs its own head byte there, so it nests at most MAX_DEPTH
+    deep) and none of 0xd9..0xdb, 0xfa is safe for libipld as it is. When libipld decodes it,
+    every length claim was true, the item spans the whole block, and no header check() forbids
+    is in it (libipld rejects the rest of them: tests/unit/test_decode_total.py), so check()
+    passes and the value is the one the slow path returns. Anything else takes the slow path.
+    """
+    if len(block) <= _FAST_MAX_BYTES:
+        suspects = block.translate(None, _NOT_SUSPECT)
+        if len(suspects) <= MAX_DEPTH and not suspects.translate(None, _CONTAINERS):
+            try:
+                return libipld.decode_dag_cbor(block)
+            except Exception:  # the slow path below gives the reason, as before
+                pass
     try:
         end = check(block)
     except BoundsError as exc:
