@@ -19,8 +19,11 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
+from rbloom import Bloom
+
 from streamer.frames import COMMIT_PREFIX
 from streamer.names import NameMatcher
+from streamer.rememberers import rememberers as new_rememberers
 
 DID_TOKEN: Final = re.compile(rb"did:(?:plc:[a-z2-7]{24}|web:[A-Za-z0-9.\-%:]+)")
 SKIP: Final = 0
@@ -98,7 +101,7 @@ class FrameFilter:
         names: NameMatcher | None = None,
     ) -> None:
         self._tracked: set[bytes] = {did.encode() for did in tracked_dids}
-        self._rememberers: set[bytes] = {did.encode() for did in rememberers}
+        self._rememberers: Bloom = new_rememberers(rememberers)
         self._findall = DID_TOKEN.findall
         self._names = names if names else None
 
@@ -113,8 +116,8 @@ class FrameFilter:
         self._rememberers.add(did.encode())
 
     def set_rememberers(self, dids: Iterable[str]) -> None:
-        """After expiry: only repos that still have remembered paths (keeps the set bounded)."""
-        self._rememberers = {did.encode() for did in dids}
+        """After expiry: only repos that still have remembered paths (fewer false positives)."""
+        self._rememberers = new_rememberers(dids)
 
     def __len__(self) -> int:
         return len(self._tracked)

@@ -66,7 +66,7 @@ async def test_the_expiry_job_refreshes_the_filter_and_the_gauge(tmp_path: Path)
     clock.now += DAY
     assert await streamer.expire_memory() == 3
     assert "bluepulse_streamer_remembered_paths 0.0" in generate_latest(registry).decode()
-    assert streamer.filter._rememberers == set()
+    assert not streamer.filter._rememberers
 
 
 def test_remember_days_is_an_option_with_env_and_a_90_day_default() -> None:
