@@ -71,16 +71,49 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
     Walks the CAR sections and decodes only those blocks: the MST nodes, most of a frame's
     bytes, are never decoded.
     """
+    if len(wanted) == 1:  # one record (most commits): the same walk, then the same decode
+        only = next(iter(wanted))
+        raw = find_block(body, only)
+        return {} if raw is None else {only: decode_block(raw)}
+    return _walk(_car(body), wanted, None)
+
+
+def find_block(body: dict[str, Any], cid: bytes) -> bytes | None:
+    """The raw bytes of the first CAR section whose CID is `cid` (None when there is none),
+    after the walk decode_blocks makes: the same FrameError for the same sections before it."""
+    car = _car(body)
+    if len(cid) != _CID_LEN:
+        _walk(car, {cid}, None)  # never found: walks every section, as it always did
+        return None
+    found = _walk(car, None, cid)
+    return found.get(cid)
+
+
+def decode_block(block: bytes) -> Any:
+    """A record block found by find_block, decoded as decode_blocks decodes it."""
+    try:
+        return _decode_block(block)
+    except FrameError:
+        raise
+    except (IndexError, *_DECODE_ERRORS) as exc:  # decode_blocks' reason for a libipld error
+        raise FrameError(FrameReason.BAD_CAR, str(exc)[:120]) from exc
+
+
+def _car(body: dict[str, Any]) -> bytes:
     car = body.get("blocks")
     if not isinstance(car, bytes):
         raise FrameError(FrameReason.BAD_BODY, "commit without CAR blocks")
+    return car
+
+
+def _walk(car: bytes, wanted: set[bytes] | None, only: bytes | None) -> dict[bytes, Any]:
+    """The CAR sections up to the wanted ones: decoded blocks by CID for `wanted`, or the raw
+    bytes of the first section whose CID is `only` (a CID of _CID_LEN bytes)."""
     found: dict[bytes, Any] = {}
-    size, count = len(car), len(wanted)
+    size = len(car)
+    count = len(wanted) if wanted is not None else 1
     if not count:
         return found
-    only = next(iter(wanted)) if count == 1 else None
-    if only is not None and len(only) != _CID_LEN:
-        only = None  # never found: the set lookup below walks every section, as it always did
     try:
         pos, length = read_varint(car, 0)
         pos += length  # the CAR header
@@ -95,11 +128,11 @@ def decode_blocks(body: dict[str, Any], wanted: set[bytes]) -> dict[bytes, Any]:
             end = pos + length
             if length < _CID_LEN or end > size:
                 raise FrameError(FrameReason.BAD_CAR, f"section of {length} bytes at {pos} overruns the CAR")
-            if only is not None:  # one record (most commits): compare in place, no CID slice
+            if only is not None:  # one record: compare in place, no CID slice, no decode
                 if car.startswith(only, pos):
-                    found[only] = _decode_block(car[pos + _CID_LEN : end])
+                    found[only] = car[pos + _CID_LEN : end]
                     break
-            else:
+            elif wanted is not None:
                 cid = car[pos : pos + _CID_LEN]
                 if cid in wanted:
                     found[cid] = _decode_block(car[pos + _CID_LEN : end])

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 from schemas import Action, Direction, Event, Kind
+from schemas.event import FIELD_NAMES
 from streamer.errors import FrameError, FrameReason, OpReason
-from streamer.frames import Envelope, decode_blocks
+from streamer.frames import Envelope, decode_block, decode_blocks, find_block
 from streamer.names import NameMatcher
 
 POST: Final = "app.bsky.feed.post"
@@ -137,6 +138,7 @@ def _commit(
         raise FrameError(FrameReason.BAD_BODY, "commit without a repo DID, a valid seq or ops")
     time = _text(body.get("time"))
     blocks: dict[bytes, Any] | None = None
+    by_tracked = repo in tracked
     for op in ops:
         path, action = (op.get("path"), op.get("action")) if isinstance(op, dict) else (None, None)
         if not isinstance(path, str) or "/" not in path or action not in ("create", "update", "delete"):
@@ -145,20 +147,141 @@ def _commit(
         collection = path.split("/", 1)[0]
         if collection not in ENGAGEMENT:
             continue  # profiles, blocks, lists…: not engagement
-        ctx = Op(out, repo, seq, time, f"at://{repo}/{path}", repo in tracked, tracked, names)
         if action == "delete":
+            ctx = Op(out, repo, seq, time, f"at://{repo}/{path}", by_tracked, tracked, names)
             ctx.delete(collection, recall(repo, path))
             continue
-        if not need_records and not ctx.by_tracked:
+        if not need_records and not by_tracked:
             continue
         if blocks is None:
-            blocks = decode_blocks(body, _op_cids(ops))
+            blocks = _record_blocks(body, ops)
         cid = op.get("cid")
         record = blocks.get(cid) if isinstance(cid, bytes) else None
+        if type(record) is _RawBlock:
+            kind = _REMEMBERED_KINDS.get(collection)
+            fixed = fixed_record(record.data, kind is Kind.FOLLOW) if kind is not None else None
+            if kind is not None and fixed is not None:  # the record's fields straight from its bytes
+                uri, verb = f"at://{repo}/{path}", _ACTIONS[action]
+                _engagement(
+                    out,
+                    kind,
+                    verb,
+                    fixed,
+                    actor=repo,
+                    seq=seq,
+                    time=time,
+                    uri=uri,
+                    path=path,
+                    by_tracked=by_tracked,
+                    tracked=tracked,
+                )
+                continue
+            record = blocks[cid] = decode_block(record.data)
         if not isinstance(record, dict):
             out.skipped.append(OpReason.MISSING_BLOCK)
             continue
-        ctx.write(collection, path, record, action)
+        Op(out, repo, seq, time, f"at://{repo}/{path}", by_tracked, tracked, names).write(
+            collection, path, record, action
+        )
+
+
+class _RawBlock:
+    """The undecoded block of a commit's one record (decoded only if the direct read declines)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _record_blocks(body: dict[str, Any], ops: list[Any]) -> dict[bytes, Any]:
+    """The op records by CID: decoded, or for a commit with one record CID its raw block (the
+    same walk and, once decoded, the same value or FrameError as decode_blocks)."""
+    wanted = _op_cids(ops)
+    if len(wanted) != 1:
+        return decode_blocks(body, wanted)
+    only = next(iter(wanted))
+    raw = find_block(body, only)
+    return {} if raw is None else {only: _RawBlock(raw)}
+
+
+# _engagement builds Events positionally (the busy stream's hot path): fail at import, not
+# silently, if the contract's field order ever changes under it
+_POSITIONAL: Final = ("seq", "idx", "kind", "action", "direction", "subject_did", "actor_did", "time")
+_POSITIONAL_TAIL: Final = ("uri", "subject_uri", "target_did", "created_at")
+if FIELD_NAMES[:12] != _POSITIONAL + _POSITIONAL_TAIL:
+    raise ImportError(f"streamer.records builds Events positionally; Event's fields are now {FIELD_NAMES}")
+
+
+# A like or repost record in canonical DAG-CBOR: {$type, subject: {cid, uri}, createdAt}; a
+# follow: {$type, subject: DID text, createdAt}. Keys sort by length, then bytewise.
+_FIXED_TYPE: Final = b"\xa3\x65$type"
+_FIXED_REF: Final = b"\x67subject\xa2\x63cid"
+_FIXED_DID: Final = b"\x67subject"
+_FIXED_URI: Final = b"\x63uri"
+_FIXED_CREATED: Final = b"\x69createdAt"
+
+
+def fixed_record(block: bytes, follow: bool) -> tuple[str, str | None, str] | None:
+    """(target DID or "", subject URI, createdAt) of a like/repost (`follow` False) or follow
+    record read from its block's bytes, exactly as libipld + `_create` read them; None (decode
+    it) for any other layout: another key (`via`…), a length that is not minimal or overruns,
+    text that is not UTF-8, a follow subject that is not a DID, bytes after the record."""
+    if not block.startswith(_FIXED_TYPE):
+        return None
+    at = _text_end(block, 7)  # $type: any text, as _create never reads it
+    if at < 0:
+        return None
+    if follow:
+        if not block.startswith(_FIXED_DID, at):
+            return None
+        did, at = _text_at(block, at + 8)
+        if did is None or not did.startswith("did:"):
+            return None
+        target, subject_uri = did, None
+    else:
+        if not block.startswith(_FIXED_REF, at):
+            return None
+        at = _text_end(block, at + 13)  # subject.cid: a text, never read
+        if at < 0 or not block.startswith(_FIXED_URI, at):
+            return None
+        subject_uri, at = _text_at(block, at + 4)
+        if subject_uri is None:
+            return None
+        target = uri_did(subject_uri) or ""
+    if not block.startswith(_FIXED_CREATED, at):
+        return None
+    created_at, at = _text_at(block, at + 10)
+    if created_at is None or at != len(block):
+        return None
+    return target, subject_uri, created_at
+
+
+def _text_end(block: bytes, at: int) -> int:
+    """Offset after the minimally encoded, UTF-8 text string at `at`; -1 if there is none."""
+    return _text_at(block, at)[1]
+
+
+def _text_at(block: bytes, at: int) -> tuple[str | None, int]:
+    """(value, offset after) of the minimally encoded UTF-8 text string at `at`, or (None, -1)."""
+    if at >= len(block):
+        return None, -1
+    head = block[at]
+    if 0x60 <= head < 0x78:
+        length, at = head - 0x60, at + 1
+    elif head == 0x78 and at + 1 < len(block) and block[at + 1] >= 24:
+        length, at = block[at + 1], at + 2
+    elif head == 0x79 and at + 2 < len(block) and (length := int.from_bytes(block[at + 1 : at + 3])) >= 256:
+        at += 3
+    else:
+        return None, -1
+    end = at + length
+    if end > len(block):
+        return None, -1
+    try:
+        return block[at:end].decode(), end
+    except UnicodeDecodeError:
+        return None, -1
 
 
 def _op_cids(ops: list[Any]) -> set[bytes]:
@@ -223,13 +346,51 @@ def _create(ctx: Op, collection: str, path: str, record: dict[str, Any], action:
         if not isinstance(subject_uri, str):
             raise TypeError("subject uri is not a string")
         target = uri_did(subject_uri) or ""
-    values = {"subject_uri": subject_uri, "target_did": target or None, "created_at": created_at}
-    if ctx.by_tracked:
-        ctx.emit(kind, action, ctx.actor, **values)
-    if ctx.concerned(target):
-        ctx.emit(kind, action, target, **values)
-    if ctx.by_tracked or ctx.concerned(target):
-        ctx.out.remember.append((ctx.actor, path, Memory(kind.value, target, subject_uri)))
+    fields = (target, subject_uri, created_at)
+    _engagement(
+        ctx.out,
+        kind,
+        action,
+        fields,
+        actor=ctx.actor,
+        seq=ctx.seq,
+        time=ctx.time,
+        uri=ctx.uri,
+        path=path,
+        by_tracked=ctx.by_tracked,
+        tracked=ctx.tracked,
+    )
+
+
+def _engagement(
+    out: FrameResult,
+    kind: Kind,
+    action: Action,
+    fields: tuple[str, str | None, str | None],
+    *,
+    actor: str,
+    seq: int,
+    time: str,
+    uri: str,
+    path: str,
+    by_tracked: bool,
+    tracked: Container[str],
+) -> None:
+    """The events of a like/repost/follow write, `fields` (target DID or "", subject URI,
+    createdAt): one by a tracked actor, one to a tracked target other than the actor, and the
+    path to remember. Events are built positionally: the hot path of a busy stream."""
+    target, subject_uri, created_at = fields
+    events, source = out.events, out.source
+    tail = (time, uri, subject_uri, target or None, created_at)  # Event's fields after actor_did
+    if by_tracked:
+        events.append(Event(seq, len(events), kind, action, Direction.BY, actor, actor, *tail, source=source))
+    concerned = target != actor and target in tracked  # Op.concerned: self-engagement is noise
+    if concerned:
+        events.append(
+            Event(seq, len(events), kind, action, Direction.TO, target, actor, *tail, source=source)
+        )
+    if by_tracked or concerned:
+        out.remember.append((actor, path, Memory(kind.value, target, subject_uri)))
 
 
 def _delete(ctx: Op, collection: str, memory: Memory | None) -> None:

@@ -153,7 +153,8 @@ class Streamer:
             self.filter.add_rememberer(actor)
         if result.events:
             for event in result.events:
-                self.stats.events[(event.kind.value, event.direction.value)] += 1
+                # `_value_`: the same str as `.value`, without Enum's property call per event
+                self.stats.events[(event.kind._value_, event.direction._value_)] += 1
                 if event.kind is Kind.HANDLE and event.handle:
                     self._update_handle(event.subject_did, event.handle)
             await self.publisher.publish(result.events)
