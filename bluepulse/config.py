@@ -126,7 +126,7 @@ def snapshot_path(db: Path) -> Path:
 class AggregatorSettings:
     """The aggregator app: batches, retention, snapshots."""
 
-    batch_events: int = setting(5_000, p.positive_int, "events per DuckDB transaction, at most")
+    batch_events: int = setting(20_000, p.positive_int, "events per DuckDB transaction, at most")
     retention_days: float = setting(90.0, p.positive, "days of event log kept")
     dedup_hours: int = setting(
         96,
