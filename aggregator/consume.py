@@ -42,6 +42,16 @@ class BatchSource(Protocol):
     async def close(self) -> None: ...
 
 
+class Fence(Protocol):
+    """A source whose offsets are committed inside the DuckDB transaction, before COMMIT
+    (Kafka: aggregator/handoff.py); `precommit` raises BatchRefusedError to roll it back."""
+
+    async def precommit(self, batch: SourceBatch) -> None: ...
+
+    async def refused(self, batch: SourceBatch) -> None:
+        """The batch was rolled back: consume its partitions again from the stored offsets."""
+
+
 class QueueSource:
     """The in-process queue of `bluepulse run`: one partition, frames never split."""
 

@@ -3,8 +3,11 @@
 Delivery is at least once, the effect exactly once: auto-commit is off, and on every partition
 assignment the consumer seeks to the `next_offset` the store committed with the counters. A
 message that does not decode is counted by reason and skipped, and its offset still advances.
-Offsets are also committed to Kafka after each applied batch, for lag in Kafka tools and so a
-partition moving to another group member resumes where this one stopped.
+A batch's offsets are committed to the group inside its DuckDB transaction, just before COMMIT
+(`precommit`, with this file's stints in the metadata): a member fenced out by a rebalance rolls
+the batch back, and the messages a crash left between the two commits are owed, and applied, by
+the file that made the group's commit (aggregator/handoff.py) — so with several aggregators
+every message lands in exactly one file.
 
 `owns(did)` says whether an account's events come to this member now (its partition, as the
 streamer's producer picks it, is assigned here): /metrics exports an account's non-additive
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
@@ -25,7 +29,9 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from aggregator.consume import SourceBatch
-from aggregator.errors import MessageReason
+from aggregator.errors import BatchRefusedError, HandoffError, MessageReason
+from aggregator.handoff import Stint, parse, render, settle
+from aggregator.stats import AggregatorStats
 from schemas import RELAY, SCHEMA_HEADER, SCHEMA_VERSION, Event, decode
 from schemas.errors import SchemaError, SchemaReason
 from transport.kafka import (
@@ -44,7 +50,12 @@ log = logging.getLogger(__name__)
 Positions = Callable[[], Mapping[str, int | None]]
 ConsumerFactory = Callable[..., Any]
 Rebalance = Callable[[set[TopicPartition]], Awaitable[None]]
+ApplyOwed = Callable[[SourceBatch], Awaitable[int]]
 REVOKE_WAIT_S: Final = 30.0
+OWED_WAIT_S: Final = 60.0  # reading back owed messages: no progress for this long is fatal
+# fault injection for tests/kafka: exit (as a SIGKILL would) right after the Nth offset commit,
+# before DuckDB's COMMIT — the window aggregator/handoff.py closes
+EXIT_AFTER_COMMIT_ENV: Final = "BLUEPULSE_TEST_EXIT_AFTER_OFFSET_COMMIT"
 _SCHEMA_VALUE: Final = str(SCHEMA_VERSION).encode()
 
 
@@ -61,8 +72,10 @@ class KafkaSource:
         wait_seconds: float = 0.2,
         linger_seconds: float = 0.05,
         consumer_factory: ConsumerFactory = AIOKafkaConsumer,
+        store_id: str = "",
     ) -> None:
         self._settings = settings
+        self.store_id = store_id  # the store file's id, named in the commit metadata
         self._group = group
         self._positions = positions
         self._max_events = max_events
@@ -79,6 +92,18 @@ class KafkaSource:
         # read by the /metrics thread: each replaced whole, never mutated in place (but the cache)
         self._owned: frozenset[int] = frozenset()
         self._partitioning: tuple[int, dict[str, int]] = (0, {})  # partition count, did -> partition
+        self._stints: dict[TopicPartition, tuple[list[Stint], int]] = {}  # history read, own start
+        self._precommitted: SourceBatch | None = None
+        self._unverified: set[TopicPartition] = set()
+        self._apply_owed: ApplyOwed | None = None
+        self.stats = AggregatorStats()  # replaced by the aggregator's (attach)
+        self._commits = 0
+        exit_after = os.environ.get(EXIT_AFTER_COMMIT_ENV, "")
+        self._exit_after = int(exit_after) if exit_after.isdigit() else 0
+
+    def attach(self, apply_owed: ApplyOwed, stats: AggregatorStats) -> None:
+        """How to apply messages this file owes (read outside the group), and where to count."""
+        self._apply_owed, self.stats = apply_owed, stats
 
     def owns(self, did: str) -> bool:
         """Whether the account's events come to this member now: the partition the streamer's
@@ -154,10 +179,61 @@ class KafkaSource:
         return SourceBatch(events, next_offsets, dict(skipped), marks)
 
     async def ack(self, batch: SourceBatch) -> None:
-        """The batch is in DuckDB: copy its offsets to Kafka, then let a pending revoke go on."""
+        """The batch is in DuckDB: let a pending revoke go on (its offsets are in Kafka already
+        when `precommit` ran; otherwise they are copied now)."""
         try:
-            await self._commit(batch.next_offsets)
+            if batch is not self._precommitted:
+                await self._commit(batch.next_offsets)
         finally:
+            self._precommitted = None
+            self._idle.set()
+
+    async def precommit(self, batch: SourceBatch) -> None:
+        """Commit the batch's offsets, with this file's stints, inside its DuckDB transaction;
+        BatchRefusedError (the transaction is rolled back) if the group refuses them."""
+        assigned = self._consumer.assignment()
+        offsets = {}
+        for name, offset in batch.next_offsets.items():
+            if offset is None:
+                continue
+            tp = TopicPartition(*split_partition_name(name))
+            if tp not in assigned:
+                raise BatchRefusedError(f"partition {name} is no longer assigned to this aggregator")
+            history, start = self._stints.get(tp, ([], offset))
+            own = Stint(self.store_id, start)
+            stints = history if history and history[-1] == own else [*history, own]
+            offsets[tp] = (offset, render(stints))
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            raise BatchRefusedError(f"offset commit refused: {type(exc).__name__}: {exc}") from exc
+        self._precommitted = batch
+        self._commits += 1
+        if self._commits == self._exit_after:
+            log.warning(
+                "%s=%d: exiting between the offset commit and COMMIT", EXIT_AFTER_COMMIT_ENV, self._commits
+            )
+            os._exit(137)
+
+    async def refused(self, batch: SourceBatch) -> None:
+        """The batch was rolled back: its partitions still here are consumed again from the
+        stored offsets (the others went to another member, which starts at the group commit)."""
+        try:
+            stored = self._positions()
+            assigned = self._consumer.assignment()
+            for name in batch.next_offsets:
+                tp = TopicPartition(*split_partition_name(name))
+                if tp not in assigned:
+                    continue
+                offset = stored.get(name)
+                if offset is None and tp in self._stints:
+                    offset = self._stints[tp][1]
+                if offset is not None:
+                    self._consumer.seek(tp, offset)
+        finally:
+            self._precommitted = None
             self._idle.set()
 
     async def close(self) -> None:
@@ -232,47 +308,113 @@ class KafkaSource:
             self._partitioning = (count, {})
         self._owned = frozenset(tp.partition for tp in assigned if tp.topic == topic)
         try:
-            await self._seek_stored(assigned)
+            await self._settle(assigned)
         except Exception as exc:  # aiokafka would only log it, then consume from the wrong place
             self._fatal = exc
             raise
 
-    async def _seek_stored(self, assigned: set[TopicPartition]) -> None:
-        stored = self._positions()
-        for tp in sorted(assigned):
+    async def _settle(self, assigned: set[TopicPartition]) -> None:
+        """Apply what this file owes on any partition (aggregator/handoff.py), then seek each
+        assigned one to where this member resumes it."""
+        topic = self._settings.topic
+        stored = {
+            TopicPartition(*split_partition_name(name)): offset
+            for name, offset in self._positions().items()
+            if offset is not None and name.startswith(topic + "/")
+        }
+        seen = sorted(assigned | stored.keys())
+        committed = await self._consumer._coordinator.fetch_committed_offsets(seen)
+        for tp in seen:
             name = partition_name(tp.topic, tp.partition)
-            offset = stored.get(name)
-            if offset is None:
-                log.info(
-                    "kafka partition assigned, no stored position partition=%s (group commit or earliest)",
+            found = committed.get(tp)
+            offset = found.offset if found is not None and found.offset >= 0 else None
+            stints = parse(found.metadata) if found is not None else None
+            holds = tp in assigned
+            settled = settle(self.store_id, stored.get(tp), offset, stints, holds=holds)
+            if not settled.verified and tp not in self._unverified:  # counted once per partition
+                self._unverified.add(tp)
+                self.stats.handoffs_unverified += 1
+                log.warning(
+                    "kafka handoff not provable partition=%s stored=%s committed=%s stints=%s",
                     name,
+                    stored.get(tp),
+                    offset,
+                    found.metadata if found is not None else None,
                 )
+            if settled.owed is not None:
+                await self._read_owed(tp, *settled.owed)
+            if not holds:
                 continue
-            target = await self._resume_offset(tp, offset)
-            self._consumer.seek(tp, target)
-            log.info("kafka partition assigned partition=%s seek=%d", name, target)
-
-    async def _resume_offset(self, tp: TopicPartition, stored: int) -> int:
-        """The stored offset, unless the group already committed past it.
-
-        This member commits to Kafka only after DuckDB, so a group commit beyond the stored
-        offset means another member applied those messages to its own file (scale-out); going
-        back would count them twice in the union.
-        """
-        try:
-            committed = await self._consumer.committed(tp)
-        except KafkaError as exc:
-            log.warning("kafka committed offset unavailable partition=%s error=%r", tp, exc)
-            return stored
-        if committed is not None and committed > stored:
+            if settled.resume is not None:
+                self._consumer.seek(tp, settled.resume)
+                start = settled.resume
+            else:  # nothing stored, nothing committed: auto_offset_reset (earliest)
+                start = await self._consumer.position(tp)
+            self._stints[tp] = (list(stints or ()), start)
             log.info(
-                "kafka group is ahead of the stored position partition=%s stored=%d committed=%d",
-                partition_name(tp.topic, tp.partition),
-                stored,
-                committed,
+                "kafka partition assigned partition=%s start=%d stored=%s committed=%s",
+                name,
+                start,
+                stored.get(tp),
+                offset,
             )
-            return int(committed)
-        return stored
+
+    async def _read_owed(self, tp: TopicPartition, first: int, end: int) -> None:
+        """Messages [first, end) of a partition that this file owes: read outside the group and
+        applied with the positions they end at."""
+        if self._apply_owed is None:
+            raise HandoffError(
+                f"{partition_name(tp.topic, tp.partition)}: owed messages and no store to apply them"
+            )
+        name = partition_name(tp.topic, tp.partition)
+        log.warning(
+            "kafka partition %s: applying messages %d..%d this file owes (a crash between its commits)",
+            name,
+            first,
+            end - 1,
+        )
+        reader = self._factory(
+            **self._settings.client_kwargs(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_uncommitted",
+        )
+        await reader.start()
+        try:
+            reader.assign([tp])
+            reader.seek(tp, first)
+            position = first
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + OWED_WAIT_S
+            while position < end:
+                records = await reader.getmany(
+                    tp, timeout_ms=500, max_records=min(self._max_events, end - position)
+                )
+                messages = [m for m in records.get(tp, ()) if first <= m.offset < end]
+                skipped: Counter[str] = Counter()
+                marks: dict[str, dict[str, int]] = {}
+                events = self._decode_all(name, messages, skipped, marks)
+                reached = min(end, await reader.position(tp))
+                if messages and messages[0].offset > position:
+                    log.error(
+                        "kafka partition %s: owed messages %d..%d are gone (retention)",
+                        name,
+                        position,
+                        messages[0].offset - 1,
+                    )
+                if reached > position:
+                    self.skipped_total.update(skipped)
+                    batch = SourceBatch({name: events}, {name: reached}, dict(skipped), marks)
+                    await self._apply_owed(batch)
+                    self.stats.messages_owed += len(messages)
+                    position, deadline = reached, loop.time() + OWED_WAIT_S
+                elif loop.time() > deadline:
+                    raise HandoffError(
+                        f"{name}: owed messages from {position} not readable in {OWED_WAIT_S:.0f} s"
+                    )
+        finally:
+            await reader.stop()
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Hold the rebalance until the batch in hand is applied and committed.
@@ -287,6 +429,8 @@ class KafkaSource:
                 log.warning("kafka partitions revoked before the batch in hand was applied")
         for tp in revoked:
             self._lag.pop(partition_name(tp.topic, tp.partition), None)
+        for tp in revoked:
+            self._stints.pop(tp, None)
         gone = {tp.partition for tp in revoked if tp.topic == self._settings.topic}
         self._owned = self._owned - gone
 

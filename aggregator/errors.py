@@ -6,6 +6,8 @@
         └── StoreHeldError               the aggregator holds the file: read its snapshot
     PipelineError                    exit 1: the running pipeline failed
     ├── StoreError (RuntimeError)        the store cannot be used (open, migrate, a batch, a snapshot)
+    ├── BatchRefusedError (RuntimeError) Kafka refused a batch's offsets: rolled back, never fatal
+    ├── HandoffError (RuntimeError)      messages this file owes cannot be read back from Kafka
     └── PlcUnavailableError (RuntimeError)  a DID's PLC log unreadable now (retried, never fatal)
     SkipError
     └── IdentityParseError               a PLC audit log / DID document that cannot be read (PlcReason)
@@ -27,6 +29,17 @@ if TYPE_CHECKING:  # kept light: the CLI imports the error classes without loadi
 
 class StoreError(PipelineError, RuntimeError):
     """The store cannot be used as asked; the message says why and what to do."""
+
+
+class BatchRefusedError(PipelineError, RuntimeError):
+    """The group refused a batch's offset commit (a rebalance fenced this member out, or the
+    broker is unreachable): the DuckDB transaction is rolled back and the batch is consumed
+    again by whoever holds its partitions (aggregator/handoff.py). Never reaches the CLI."""
+
+
+class HandoffError(PipelineError, RuntimeError):
+    """Messages this file owes after a crash between its two commits could not be read back
+    from Kafka (aggregator/handoff.py): stopping is better than a file silently short."""
 
 
 class PlcUnavailableError(PipelineError, RuntimeError):

@@ -16,7 +16,7 @@ import duckdb
 
 from aggregator.errors import StoreError
 
-STORE_SCHEMA_VERSION: Final = 7
+STORE_SCHEMA_VERSION: Final = 8
 
 
 def _counters(names: tuple[str, ...]) -> str:
@@ -154,6 +154,13 @@ _V7: Final = (
     "ALTER TABLE events ADD COLUMN term VARCHAR",
 )
 
+# v8 (issue 17, several aggregators): the file's own id, named in the Kafka commit metadata of
+# the partitions it consumes, so a member can tell which messages it owes (aggregator/handoff.py)
+_V8: Final = (
+    "CREATE TABLE store_identity (id INTEGER PRIMARY KEY, store_id VARCHAR NOT NULL)",
+    "INSERT INTO store_identity VALUES (1, substr(replace(gen_random_uuid()::VARCHAR, '-', ''), 1, 16))",
+)
+
 # version -> statements that take a file from version - 1 to version
 MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: _V1,
@@ -163,6 +170,7 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     5: _V5,
     6: _V6,
     7: _V7,
+    8: _V8,
 }
 
 

@@ -2,6 +2,8 @@
 
 Invariant: a batch is acknowledged to its source (releasing the streamer's cursor) only after
 DuckDB committed it; a failed transaction stops the aggregator without advancing anything.
+With a fence (Kafka), the batch's offsets are committed to the group inside the transaction,
+just before COMMIT; a refused commit rolls the batch back and the aggregator goes on.
 Snapshot and maintenance run between batches under the Supervisor's policy: a failure is
 counted and retried with backoff; one that does not recover stops the aggregator.
 """
@@ -9,18 +11,22 @@ counted and retried with backoff; one that does not recover stops the aggregator
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Final
 
-from aggregator.consume import BatchSource, SourceBatch
-from aggregator.errors import StoreError
+from aggregator.consume import BatchSource, Fence, SourceBatch
+from aggregator.errors import BatchRefusedError, StoreError
 from aggregator.stats import AggregatorStats
 from aggregator.store import ApplyResult, PartitionBatch, Store
 from transport.supervise import Periodic, Supervisor
 
 log = logging.getLogger(__name__)
+PRECOMMIT_TIMEOUT_S: Final = 60.0
 
 
 class Aggregator:
@@ -36,9 +42,11 @@ class Aggregator:
         minute_keep: timedelta = timedelta(hours=3),
         hour_keep: timedelta = timedelta(days=8),
         supervisor: Supervisor | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.store = store
         self.source = source
+        self.fence = fence
         self.stats = stats or AggregatorStats()
         self.stats.last_seq = store.committed_seqs()
         self.snapshot_path = snapshot_path
@@ -74,16 +82,18 @@ class Aggregator:
         return applied
 
     async def apply(self, batch: SourceBatch) -> int:
-        partitions = {
-            name: PartitionBatch(
-                batch.events.get(name, ()), batch.next_offsets.get(name), batch.marks.get(name, {})
-            )
-            for name in batch.events.keys() | batch.next_offsets.keys() | batch.marks.keys()
-        }
         started = time.perf_counter()
-        writing = asyncio.ensure_future(asyncio.to_thread(self.store.apply, partitions))
+        writing = asyncio.ensure_future(
+            asyncio.to_thread(self.store.apply, _partitions(batch), self._before_commit(batch))
+        )
         try:
             result = await asyncio.shield(writing)
+        except BatchRefusedError as exc:
+            assert self.fence is not None  # only a fence's precommit raises it
+            self.stats.batches_refused += 1
+            log.warning("batch rolled back, its offsets were refused: %s", exc)
+            await self.fence.refused(batch)
+            return 0
         except asyncio.CancelledError:
             # never abandon a transaction half-way: let it finish, acknowledge it, then stop
             await asyncio.wait({writing})
@@ -92,6 +102,35 @@ class Aggregator:
             raise
         await self._committed(batch, result, started)
         return result.applied
+
+    async def apply_unfenced(self, batch: SourceBatch) -> int:
+        """A batch a fence reads outside the group (messages this file owes): no offset commit,
+        no ack; the positions it stores are the only record of it."""
+        started = time.perf_counter()
+        result = await asyncio.to_thread(self.store.apply, _partitions(batch))
+        self.stats.record_batch(result, batch.skipped, time.perf_counter() - started)
+        self._dirty = True
+        return result.applied
+
+    def _before_commit(self, batch: SourceBatch) -> Callable[[], object] | None:
+        """The fence's precommit, run from the store's thread on this loop (which is free: it
+        awaits the store), inside the DuckDB transaction."""
+        fence = self.fence
+        if fence is None:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def precommit() -> None:
+            future = asyncio.run_coroutine_threadsafe(fence.precommit(batch), loop)
+            try:
+                future.result(PRECOMMIT_TIMEOUT_S)
+            except concurrent.futures.TimeoutError as exc:  # rolled back; a late commit is settled
+                future.cancel()
+                raise BatchRefusedError(
+                    f"offset commit unanswered after {PRECOMMIT_TIMEOUT_S:.0f} s"
+                ) from exc
+
+        return precommit
 
     async def _committed(self, batch: SourceBatch, result: ApplyResult, started: float) -> None:
         self.stats.record_batch(result, batch.skipped, time.perf_counter() - started)
@@ -130,3 +169,12 @@ class Aggregator:
             self.store.maintain, minute_keep=self.minute_keep, hour_keep=self.hour_keep
         )
         log.info("store maintenance %s", result)
+
+
+def _partitions(batch: SourceBatch) -> dict[str, PartitionBatch]:
+    return {
+        name: PartitionBatch(
+            batch.events.get(name, ()), batch.next_offsets.get(name), batch.marks.get(name, {})
+        )
+        for name in batch.events.keys() | batch.next_offsets.keys() | batch.marks.keys()
+    }

@@ -25,6 +25,10 @@ class AggregatorStats:
     snapshot_seconds: float = 0.0
     snapshot_time: float | None = None
     lag_by_partition: dict[str, int] = field(default_factory=dict)
+    # Kafka handoffs (aggregator/handoff.py)
+    batches_refused: int = 0  # offset commit refused: batch rolled back, consumed again
+    messages_owed: int = 0  # messages this file owed after a crash, read outside the group
+    handoffs_unverified: int = 0  # partitions whose commit history does not reach this file
 
     def record_batch(self, result: ApplyResult, skipped: Mapping[str, int], seconds: float) -> None:
         self.events_applied += result.applied

@@ -70,6 +70,8 @@ class Store:
         self._positions = self._load_positions()
         self._keyed = len(sources_applied(self._positions.values())) > 1  # see aggregator/identity.py
         self._known = {str(r[0]) for r in con.execute("SELECT did FROM accounts").fetchall()}
+        row = con.execute("SELECT store_id FROM store_identity WHERE id = 1").fetchone()
+        self.store_id: str = str(row[0]) if row else ""  # names this file in Kafka commit metadata
 
     @classmethod
     def open(
@@ -140,8 +142,14 @@ class Store:
         rows = self._con.execute("SELECT partition, next_offset FROM positions").fetchall()
         return {name: Position(name, offset, sources.get(name, {})) for name, offset in rows}
 
-    def apply(self, batches: Mapping[str, PartitionBatch]) -> ApplyResult:
-        """Apply the batches of several partitions in one transaction (see module doc)."""
+    def apply(
+        self, batches: Mapping[str, PartitionBatch], before_commit: Callable[[], object] | None = None
+    ) -> ApplyResult:
+        """Apply the batches of several partitions in one transaction (see module doc).
+
+        `before_commit` runs inside the transaction after every write, just before COMMIT: a
+        Kafka member commits the batch's offsets there (aggregator/handoff.py); if it raises,
+        the transaction is rolled back and nothing of the batch is kept."""
         with self._lock:
             admitted = admit(batches, self._positions)
             if (
@@ -153,7 +161,13 @@ class Store:
                 admitted = drop_known(admitted, self._known_keys)
             batch_plan = plan(admitted, ingested_us=time.time_ns() // 1_000, seen=self._seen_posts)
             tables = batch_tables(batch_plan, self._known)
-            self._transaction(lambda: write_batch(self._con, tables))
+
+            def work() -> None:
+                write_batch(self._con, tables)
+                if before_commit is not None:
+                    before_commit()
+
+            self._transaction(work)
             self._positions.update(admitted.positions)
             self._known.update(batch_plan.deltas.dids)
         return ApplyResult(

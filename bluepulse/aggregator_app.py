@@ -53,6 +53,7 @@ class AggregatorApp:
         lag: Lag | None = None,
     ) -> None:
         self.store, self.source, self.supervisor, self._lag = store, source, supervisor, lag
+        kafka = source if isinstance(source, KafkaSource) else None
         self.aggregator = Aggregator(
             store,
             source,
@@ -61,9 +62,11 @@ class AggregatorApp:
             minute_keep=timedelta(hours=config.minute_buckets_hours),
             hour_keep=timedelta(days=config.hour_buckets_days),
             supervisor=supervisor,
+            fence=kafka,  # offsets committed inside the DuckDB transaction (aggregator/handoff.py)
         )
+        if kafka is not None:
+            kafka.attach(self.aggregator.apply_unfenced, self.aggregator.stats)
         # several aggregators in a group: each exports the non-additive gauges of its partitions' accounts
-        kafka = source if isinstance(source, KafkaSource) else None
         self.store_metrics = register_aggregator_metrics(
             registry,
             store,
@@ -125,7 +128,9 @@ async def main(config: AggregatorConfig) -> int:
         store = open_store(config, load_accounts(config.accounts))
         try:
             source = await transport_choice.aggregator_source(
-                config, lambda: {name: p.next_offset for name, p in store.positions().items()}
+                config,
+                lambda: {name: p.next_offset for name, p in store.positions().items()},
+                store.store_id,
             )
         except BaseException:
             store.close()

@@ -65,12 +65,13 @@ async def streamer_publisher(config: StreamerConfig) -> Publisher:
 
 
 async def aggregator_source(
-    config: AggregatorConfig, positions: Callable[[], Mapping[str, int | None]]
+    config: AggregatorConfig, positions: Callable[[], Mapping[str, int | None]], store_id: str
 ) -> KafkaSource:
-    """A started consumer of `config.group` that seeks to `positions()` on every assignment."""
+    """A started consumer of `config.group` that seeks to `positions()` on every assignment;
+    `store_id` names the store file in the offset commits (aggregator/handoff.py)."""
     settings = kafka_settings(config, config.command)
     await prepare_topic(settings)
-    source = KafkaSource(settings, config.group, positions, max_events=config.batch_events)
+    source = KafkaSource(settings, config.group, positions, max_events=config.batch_events, store_id=store_id)
     await source.start()
     return source
 

@@ -7,10 +7,11 @@ own file) and come back on the restart. At the end `bluepulse sql --db a --db b`
 uninterrupted `bluepulse run` of the same frames, the two /metrics sum to that SQL, and each
 non-additive gauge of an account is exported by one aggregator: the owner of its partition.
 
-The kill happens at a quiet point (every applied batch committed to Kafka too): a kill between
-an aggregator's DuckDB commit and its Kafka offset commit lets the partition's next owner apply
-that batch again into its own file, a double count in the union no member can see (README,
-Scaling out).
+The second test kills an aggregator in the one window that matters: right after it committed a
+batch's offsets to the group and before DuckDB's COMMIT (a fault-injection variable makes it exit
+there). Its partitions' next owner starts at that commit; the restarted member finds, in the
+commit metadata, the messages its file owes and applies them (aggregator/handoff.py): the union
+is exact again, nothing lost, nothing doubled.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ import duckdb
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from aggregator.consume_kafka import key_partition
+from aggregator.consume_kafka import EXIT_AFTER_COMMIT_ENV, key_partition
 from aggregator.counters import COUNTERS
 from relay.script import FrameScript
+from tests.kafka.processes import BluepulseProcess
 from tests.kafka.test_pipeline_kafka import (
     APPLIED,
     COUNTERS_SQL,
     FAST,
     LAG,
     LAST_SEQ,
+    SLOW,
     Pipeline,
     Site,
     TopicFactory,
@@ -42,10 +45,12 @@ from tests.kafka.test_pipeline_kafka import (
     stored_positions,
 )
 from tests.kafka.test_transport import end_offsets
-from tests.support.processes import bluepulse_argv
+from tests.support.processes import bluepulse_argv, clean_env
 
 PARTITIONS: Final = 4
 OWNED: Final = "bluepulse_aggregator_owned_partitions"
+OWED: Final = "bluepulse_aggregator_messages_owed_total"
+UNVERIFIED: Final = "bluepulse_aggregator_handoffs_unverified_total"
 # families that are a state or a ratio: exported by the account's owner only
 SIGNALS: Final = (
     "viral_ratio",
@@ -200,3 +205,52 @@ async def test_two_aggregators_one_killed_and_restarted_sum_to_the_ground_truth(
             assert [series in m for m in scraped] == [m is owners[0] for m in scraped], series
     assert sum(m[OWNED] for m in scraped) == PARTITIONS
     assert all(m.get(APPLIED, 0) > 0 for m in scraped)
+
+
+async def exited(proc: BluepulseProcess, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while proc.running:
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(150)
+async def test_a_crash_between_the_offset_commit_and_the_store_commit_loses_and_doubles_nothing(
+    site4: Site, day: FrameScript, embedded: Path
+) -> None:
+    frames = day.frames
+    first, second = len(frames) // 3, 2 * len(frames) // 3
+    async with Pipeline(site4, aggregators=2, partitions=PARTITIONS) as pipe:
+        victim = pipe.aggregators[1]
+        victim.env = {**clean_env(), EXIT_AFTER_COMMIT_ENV: "2"}  # its 2nd batch: in Kafka, not in DuckDB
+        await pipe.start()
+        await shares(pipe, PARTITIONS, 2)
+        await asyncio.wait_for(pipe.play(frames[:first], SLOW), 30)
+        await exited(victim)
+        assert "exiting between the offset commit and COMMIT" in victim.tail(), victim.tail()
+        assert victim.db is not None
+        committed = await group_offsets(site4.bootstrap, site4.group)
+        kept = positions(victim.db)
+        behind = {
+            name: committed[name] - kept.get(name, 0)
+            for name in committed
+            if committed[name] > kept.get(name, 0)
+        }
+        assert behind, f"the group's commit {committed} is not past the victim's file {kept}"
+
+        player = pipe.play(frames[first:second], FAST)
+        await shares(pipe, PARTITIONS, 1)  # the survivor starts the victim's partitions at the commit
+        await asyncio.wait_for(player, 30)
+        await pipe.stream.wait_for(f"{LAST_SEQ} {second}", lambda m: m.get(LAST_SEQ) == second, 30)
+
+        victim.env = None
+        victim.start()
+        await shares(pipe, PARTITIONS, 2)
+        pipe.play(frames[second:], FAST)
+        dbs = await pipe.finish(day.seq)
+
+    union = sql_rows(dbs, COUNTERS_SQL)
+    assert union == reference_rows(embedded, COUNTERS_SQL)
+    assert any(row["likes"] for row in union)
+    scraped = [pipe.last_metrics[p.name] for p in pipe.aggregators]
+    assert pipe.last_metrics[victim.name].get(OWED, 0) > 0, "the restarted victim applied nothing it owed"
+    assert all(m.get(UNVERIFIED, 0) == 0 for m in scraped)

@@ -88,12 +88,21 @@ def test_owned_partitions_follow_the_streamers_partitioner() -> None:
             assert key_partition(key, count) == partitioner(key, list(range(count)), [])
 
 
+class Coordinator:
+    async def fetch_committed_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, Any]:
+        return {}  # nobody committed
+
+
 class Consumer:
     """What `KafkaSource` asks a consumer during a rebalance."""
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
         self.sought: dict[TopicPartition, int] = {}
+        self._coordinator = Coordinator()
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 0
 
     def partitions_for_topic(self, topic: str) -> set[int]:
         return set(range(self.partitions))
