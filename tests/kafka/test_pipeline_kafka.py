@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pytest
 
+from aggregator.consume_kafka import EXIT_AFTER_COMMIT_ENV
 from bluepulse.config import snapshot_path
 from relay.emulator import RelayEmulator
 from relay.script import FrameScript
@@ -31,6 +32,7 @@ from tests.integration.test_run_pipeline import write_accounts
 from tests.kafka import processes
 from tests.kafka.processes import BluepulseProcess, Metrics
 from tests.kafka.test_transport import end_offsets
+from tests.support.processes import clean_env
 
 if TYPE_CHECKING:
     from tests.support.kafka_broker import BrokerControl
@@ -263,6 +265,29 @@ async def test_aggregator_sigkill_mid_stream_then_restart_ends_with_the_same_tot
     second_life = pipe.last_metrics[pipe.aggregator.name]
     assert applied(second_life) > 0
     # the restart sought to the offsets DuckDB committed: nothing already applied came back
+    assert second_life.get(REPLAYED) == 0
+    assert totals(db) == totals(embedded)
+
+
+@pytest.mark.timeout(90)
+async def test_aggregator_exit_between_its_offset_commit_and_commit_then_restart_loses_nothing(
+    site: Site, day: FrameScript, embedded: Path
+) -> None:
+    """The group's commit is past the file (the batch is in Kafka's books, not in DuckDB): the
+    restarted aggregator, the last committer, resumes at its file's offsets (handoff.py)."""
+    async with Pipeline(site) as pipe:
+        pipe.aggregator.env = {**clean_env(), EXIT_AFTER_COMMIT_ENV: "3"}
+        await pipe.start()
+        player = pipe.play(day.frames, SLOW)
+        async with asyncio.timeout(30):
+            while pipe.aggregator.running:
+                await asyncio.sleep(0.05)
+        assert not player.done(), "the day was over before the exit: make it longer"
+        assert "exiting between the offset commit and COMMIT" in pipe.aggregator.tail()
+        pipe.aggregator.env = None
+        pipe.aggregator.start()
+        [db] = await pipe.finish(day.seq)
+    second_life = pipe.last_metrics[pipe.aggregator.name]
     assert second_life.get(REPLAYED) == 0
     assert totals(db) == totals(embedded)
 
