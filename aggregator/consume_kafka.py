@@ -199,7 +199,9 @@ class KafkaSource:
             tp = TopicPartition(*split_partition_name(name))
             if tp not in assigned:
                 raise BatchRefusedError(f"partition {name} is no longer assigned to this aggregator")
-            history, start = self._stints.get(tp, ([], offset))
+            if tp not in self._stints:  # settled on assignment: where its stint starts is unknown
+                raise BatchRefusedError(f"partition {name} has no stint start (assignment not settled)")
+            history, start = self._stints[tp]
             own = Stint(self.store_id, start)
             stints = history if history and history[-1] == own else [*history, own]
             offsets[tp] = (offset, render(stints))
