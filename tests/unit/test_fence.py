@@ -9,29 +9,13 @@ from aggregator.consume import SourceBatch
 from aggregator.errors import BatchRefusedError
 from aggregator.service import Aggregator
 from aggregator.store import Store
-from schemas import Action, Direction, Event, Kind
+from tests.support.events import like
 
-A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
-X = "did:plc:xxxxxxxxxxxxxxxxxxxxxxxx"
 PARTITION = "bluepulse.events/0"
 
 
 def likes(first: int, count: int) -> SourceBatch:
-    events = [
-        Event(
-            seq=seq,
-            idx=0,
-            kind=Kind.LIKE,
-            action=Action.CREATE,
-            direction=Direction.TO,
-            subject_did=A,
-            actor_did=X,
-            time="2026-07-04T12:00:00Z",
-            subject_uri=f"at://{A}/app.bsky.feed.post/p1",
-            target_did=A,
-        )
-        for seq in range(first, first + count)
-    ]
+    events = [like(seq) for seq in range(first, first + count)]
     return SourceBatch({PARTITION: events}, {PARTITION: first + count})
 
 

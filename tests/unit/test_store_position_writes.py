@@ -10,25 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from aggregator.store import PartitionBatch, Store
-from schemas import Action, Direction, Event, Kind
+from schemas import Event
+from tests.support.events import like as support_like
 
-A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
 FAN = "did:plc:ffffffffffffffffffffffff"
 JET = "jetstream2@jetstream.example:443"
 
 
 def like(seq: int, source: str = "relay") -> Event:
-    return Event(
-        seq=seq,
-        idx=0,
-        kind=Kind.LIKE,
-        action=Action.CREATE,
-        direction=Direction.TO,
-        subject_did=A,
-        actor_did=FAN,
+    return support_like(
+        seq,
+        actor=FAN,
         time=f"2026-07-04T12:00:{seq % 60:02d}.000Z",
         uri=f"at://{FAN}/app.bsky.feed.like/{source[:3]}{seq}",
-        subject_uri=f"at://{A}/app.bsky.feed.post/p",
         source=source,
     )
 
