@@ -45,6 +45,29 @@ _URI_AT: Final = b"\x63uri\x78"  # "uri", then a text of 24..255 bytes
 _SUBJECT_TEXT8: Final = b"\x67subject\x78"  # a follow's subject: a DID text
 _TEXT_KEY: Final = b"\x64text"  # "text": a post's text, the key before "$type" in canonical order
 _TEXT_TRIES: Final = 3  # "dtext" inside the text itself: look a little further back, then decode
+# The commonest frame, matched from byte 0 in its exact canonical layout (every length fixed,
+# no other op, no key skipped): a relay #commit of one create of a like, repost, follow or post
+# with a TID rkey, then rev (a TID), seq (uint64) and a did:plc repo. It yields the op's
+# collection (behind its path's length byte) and the repo in one C call; `classify` then
+# decides as its general path does with those values. (The general path finds the repo by its
+# first `_REPO_KEY`: should the rkey, rev, CID or seq bytes spell one, it misreads the repo and
+# scans the whole frame, where this path reads the true one.) Other layouts: the general path.
+_ONE_CREATE: Final = re.compile(
+    COMMIT_PREFIX
+    + rb"\xac\x63ops\x81\xa3\x63cid\xd8\x2a\x58\x25\x00.{36}\x64path\x78"
+    + rb"(\x20app\.bsky\.feed\.like|\x22app\.bsky\.feed\.repost|\x23app\.bsky\.graph\.follow"
+    + rb"|\x20app\.bsky\.feed\.post)/[2-7a-z]{13}\x66action\x66create"
+    + rb"\x63rev\x6d[2-7a-z]{13}\x63seq\x1b.{8}\x64repo\x78\x20(did:plc:[a-z2-7]{24})",
+    re.DOTALL,  # `.`: any byte
+).match
+# a like's or repost's strong ref in its commonest layout (a 59-character CID, a did:plc AT
+# URI): the subject `_subject_did` reads, from the same `_SUBJECT_REF` occurrence
+_PLC_SUBJECT_REF: Final = re.compile(
+    _SUBJECT_REF + rb"\x3b.{59}\x63uri\x78[\x26-\xff]at://(did:plc:[a-z2-7]{24})/", re.DOTALL
+).match
+_REPO_FROM_END: Final = 7 + 32  # `_ONE_CREATE`'s end minus the offset of its _REPO_KEY
+_ONE_POST: Final = b"\x20" + _POST
+_ONE_FOLLOW: Final = b"\x23" + _FOLLOW
 
 
 def _post_text(frame: bytes, type_at: int) -> str | None:
@@ -125,6 +148,38 @@ class FrameFilter:
     def classify(self, frame: bytes) -> int:
         """SKIP when the frame cannot concern a tracked account, DELETES_ONLY when only a
         delete op could (no tracked DID in it), MENTIONS otherwise. Runs for every frame."""
+        one = _ONE_CREATE(frame)
+        if one is None:
+            return self._classify_general(frame)
+        collection, repo = one.groups()
+        tracked = self._tracked
+        if repo in tracked:
+            return MENTIONS
+        if collection == _ONE_POST:
+            at = one.end() - _REPO_FROM_END
+            start = frame.rfind(_POST_TYPE)
+            if start > at and self._names is not None and self._names_post(frame, start):
+                return MENTIONS
+            if start <= at:
+                return self._classify_whole(frame)
+            if not tracked.isdisjoint(self._findall(frame, start)):
+                return MENTIONS
+        else:
+            if collection == _ONE_FOLLOW:
+                subject = _subject_did(frame, _FOLLOW)
+            else:
+                ref = _PLC_SUBJECT_REF(frame, frame.rfind(_SUBJECT_REF))
+                subject = ref.group(1) if ref is not None else _subject_did(frame, b"")
+            if subject is None:
+                return self._classify_whole(frame)
+            if subject in tracked:
+                return MENTIONS
+        if repo in self._rememberers and frame.find(_DELETE, 16, one.end() - _REPO_FROM_END) >= 0:
+            return DELETES_ONLY
+        return SKIP
+
+    def _classify_general(self, frame: bytes) -> int:
+        """`classify` for every frame `_ONE_CREATE` does not match."""
         if not frame.startswith(COMMIT_PREFIX):
             return MENTIONS  # identity/account/sync/info/error frames are small and rare
         find = frame.find

@@ -2,12 +2,14 @@
 
 Malformed input raises FrameError with a FrameReason (streamer/errors.py), so the service can
 count and skip it; CAR blocks are decoded only for frames that survived the filter. Every byte
-string handed to libipld first passes the cbor_bounds walk (depth, lengths, item count):
+string handed to libipld first passes the cbor_bounds walk (depth, lengths, item count), or a
+fixed layout the walk provably passes (`_bounded_commit`, `_decode_block`'s fast path):
 decoding one frame is total, whatever it holds.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,6 +25,45 @@ COMMIT_PREFIX: Final = b"\xa2at\x67#commit\x62op\x01"
 _PREFIX_ITEMS: Final = 5
 _MAX_SEQ: Final = 2**63  # a seq must fit a signed 64-bit column downstream
 _DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, RecursionError)
+
+# The commonest #commit body in its exact canonical layout, from COMMIT_PREFIX to the CAR's
+# bytes: a 12-entry map, one op (a CID or null, a path of 24..255 bytes, a short action), rev
+# and since 13-byte texts (since may be null), an 8-byte seq, a 32-byte repo, a 24-byte time, no
+# blobs, the CAR as bytes with a 2-byte length; after the CAR, `_COMMIT_TAIL` to the frame's end.
+# Every item of it is one check() walks in one step (short texts and maps, one-byte-length
+# strings, tag 42, 8-byte integers, a 2-byte-length string bounded by the tail's match), ~40
+# items at depth 3: when `_bounded_commit` accepts a frame, check() would return len(frame).
+_CID_ITEM: Final = rb"\xd8\x2a\x58\x25\x00.{36}"
+_COMMIT_HEAD: Final = re.compile(
+    COMMIT_PREFIX
+    + rb"\xac\x63ops\x81\xa3\x63cid(?:"
+    + _CID_ITEM
+    + rb"|\xf6)\x64path\x78(.)(.*?)"
+    + rb"\x66action\x66(?:create|update|delete)\x63rev\x6d.{13}\x63seq\x1b.{8}"
+    + rb"\x64repo\x78\x20.{32}\x64time\x78\x18.{24}\x65blobs\x80"
+    + rb"\x65since(?:\xf6|\x6d.{13})\x66blocks\x59(.{2})",
+    re.DOTALL,  # `.`: any byte
+).match
+_COMMIT_TAIL: Final = re.compile(
+    rb"\x66commit"
+    + _CID_ITEM
+    + rb"\x66rebase[\xf4\xf5]\x66tooBig[\xf4\xf5]\x68prevData(?:"
+    + _CID_ITEM
+    + rb"|\xf6)",
+    re.DOTALL,
+).fullmatch
+
+
+def _bounded_commit(frame: bytes) -> bool:
+    """Is `frame` a #commit in `_COMMIT_HEAD`'s layout (check() would pass it whole)?"""
+    head = _COMMIT_HEAD(frame)
+    if head is None:
+        return False
+    length, path, car = head.groups()
+    if len(path) != length[0]:  # the path's text is exactly its claimed length
+        return False
+    tail = head.end() + int.from_bytes(car)
+    return tail < len(frame) and _COMMIT_TAIL(frame, tail) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +83,10 @@ class Envelope:
 def decode_envelope(frame: bytes) -> Envelope:
     try:
         if frame.startswith(COMMIT_PREFIX):  # a complete 2-entry header map: walk the body only
-            end = check(frame, len(COMMIT_PREFIX), max_items=MAX_ITEMS - _PREFIX_ITEMS)
+            if _bounded_commit(frame):
+                end = len(frame)
+            else:
+                end = check(frame, len(COMMIT_PREFIX), max_items=MAX_ITEMS - _PREFIX_ITEMS)
         else:
             end = check(frame, count=2)  # header and body; the CAR is one string, skipped
     except BoundsError as exc:
