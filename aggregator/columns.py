@@ -26,6 +26,11 @@ _SECONDS: Final = pa.timestamp("s")
 # every text field of the event contract (the rest are numbers, times and the active flag)
 _NON_TEXT: Final = frozenset({"seq", "idx", "time", "active", "v"})
 _TEXT_FIELDS: Final = tuple(name for name in FIELD_NAMES if name not in _NON_TEXT)
+# text fields by how a batch fills them: (almost) always, rarely (kept on few kinds), one value
+_SPARSE_TEXT: Final = ("reply_root", "quote_uri", "link_uri", "handle", "status", "term")
+_DENSE_TEXT: Final = tuple(name for name in _TEXT_FIELDS if name not in {*_SPARSE_TEXT, "source"})
+_SOURCE: Final = attrgetter("source")
+_VERSION: Final = attrgetter("v")
 EVENT_COLUMNS: Final = (
     "seq",
     "idx",
@@ -102,18 +107,36 @@ def _column(events: Sequence[Event], name: str, kind: pa.DataType) -> pa.Array:
     return pa.array(list(map(attrgetter(name), events)), kind)
 
 
+def _sparse(events: Sequence[Event], name: str, kind: pa.DataType) -> pa.Array:
+    """A column most batches leave all None: then no Arrow conversion (pa.nulls)."""
+    values = list(map(attrgetter(name), events))
+    if values and values[0] is None and values.count(None) == len(values):
+        return pa.nulls(len(values), kind)
+    return pa.array(values, kind)
+
+
+def _uniform(values: Sequence[object], kind: pa.DataType) -> pa.Array:
+    """A column most batches hold one value in (a source, a partition): then one scalar
+    repeated (list.count compares identical objects first: a pass costs ~1 ns a value)."""
+    if values and values.count(values[0]) == len(values):
+        return pa.repeat(pa.scalar(values[0], kind), len(values))
+    return pa.array(values, kind)
+
+
 def events_table(
     events: Sequence[Event], partitions: Sequence[str], times_us: Sequence[int], ingested_us: int
 ) -> pa.Table:
     """The event log rows of a batch, columns in EVENT_COLUMNS order."""
-    arrays = {name: _column(events, name, pa.string()) for name in _TEXT_FIELDS}
+    arrays = {name: _column(events, name, pa.string()) for name in _DENSE_TEXT}
+    arrays.update((name, _sparse(events, name, pa.string())) for name in _SPARSE_TEXT)
+    arrays["source"] = _uniform(list(map(_SOURCE, events)), pa.string())
     arrays["seq"] = _column(events, "seq", pa.int64())
     arrays["idx"] = _column(events, "idx", pa.int32())
     arrays["time"] = _stamp(times_us)
-    arrays["active"] = _column(events, "active", pa.bool_())
-    arrays["v"] = _column(events, "v", pa.int16())
-    arrays["partition"] = pa.array(partitions, pa.string())
-    arrays["ingested_at"] = _stamp([ingested_us] * len(events))
+    arrays["active"] = _sparse(events, "active", pa.bool_())
+    arrays["v"] = _uniform(list(map(_VERSION, events)), pa.int16())
+    arrays["partition"] = _uniform(partitions, pa.string())
+    arrays["ingested_at"] = pa.repeat(pa.scalar(ingested_us, _US), len(events))
     return pa.table({name: arrays[name] for name in EVENT_COLUMNS})
 
 
