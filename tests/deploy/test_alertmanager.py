@@ -36,6 +36,7 @@ AUDIENCE = {
     "AggregatorStalled": "operators",
     "AggregatorMessagesSkipped": "operators",
     "AggregatorConsumerLagHigh": "operators",
+    "AggregatorHandoffUnverified": "operators",
 }
 # (audience, severity) -> receiver: critical alerts go to the urgent receivers
 RECEIVER = {
