@@ -316,17 +316,14 @@ class PipelineCollector(Collector):
         yield _plain(
             GaugeMetricFamily, "snapshot_time_seconds", "When the SQL snapshot was written.", s.snapshot_time
         )
+        # Kafka handoffs (aggregator/handoff.py); always 0 with the in-process queue
+        refused_doc = "Batches rolled back because the group refused their offsets (a rebalance)."
+        yield _plain(CounterMetricFamily, "batches_refused", refused_doc, s.batches_refused)
+        owed_doc = "Messages this file owed after a crash between its two commits, read outside the group."
+        yield _plain(CounterMetricFamily, "messages_owed", owed_doc, s.messages_owed)
+        unverified_doc = "Partitions whose commit history no longer names this file (handoff not provable)."
+        yield _plain(CounterMetricFamily, "handoffs_unverified", unverified_doc, s.handoffs_unverified)
         if self._owned_partitions is not None:
-            refused_doc = "Batches rolled back because the group refused their offsets (a rebalance)."
-            yield _plain(CounterMetricFamily, "batches_refused", refused_doc, s.batches_refused)
-            owed_doc = (
-                "Messages this file owed after a crash between its two commits, read outside the group."
-            )
-            yield _plain(CounterMetricFamily, "messages_owed", owed_doc, s.messages_owed)
-            unverified_doc = (
-                "Partitions whose commit history no longer names this file (handoff not provable)."
-            )
-            yield _plain(CounterMetricFamily, "handoffs_unverified", unverified_doc, s.handoffs_unverified)
             yield _plain(
                 GaugeMetricFamily,
                 "owned_partitions",
