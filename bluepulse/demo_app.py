@@ -15,8 +15,10 @@ import contextlib
 import logging
 import shlex
 import shutil
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
+from typing import Final
 
 from prometheus_client import CollectorRegistry
 
@@ -35,6 +37,9 @@ from relay.server import play
 from relay.takeover_scenario import demo_plc_logs
 
 Emulator = RelayEmulator | JetstreamEmulator
+# The day starts this long after /metrics shows every account: a scraper then records each
+# counter at 0 first, and increase() counts the day's first events too
+START_DELAY_S: Final = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +114,7 @@ async def _play(
         played = jetstream_emulator.play(relay, day.frames, rate=config.demo_rate, wait_for_client=True)
     else:
         played = play(relay, day.frames, rate=config.demo_rate, wait_for_client=True)
-    player = asyncio.create_task(played)
+    player = asyncio.create_task(_after(START_DELAY_S, played))
     player.add_done_callback(_played)
     reporter = asyncio.create_task(_report_when_played(player, pipeline, home / "report"))
     try:
@@ -117,6 +122,11 @@ async def _play(
     finally:
         player.cancel()
         reporter.cancel()
+
+
+async def _after(delay: float, played: Awaitable[int]) -> int:
+    await asyncio.sleep(delay)
+    return await played
 
 
 def _played(player: asyncio.Task[int]) -> None:
