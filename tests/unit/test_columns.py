@@ -11,10 +11,9 @@ import pyarrow as pa
 import pytest
 
 from aggregator.columns import EVENT_COLUMNS, events_table
-from schemas import Action, Direction, Event, Kind
+from schemas import Event
+from tests.support.events import like
 
-A = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
-X = "did:plc:xxxxxxxxxxxxxxxxxxxxxxxx"
 _TYPES = {"seq": pa.int64(), "idx": pa.int32(), "active": pa.bool_(), "v": pa.int16()}
 
 
@@ -34,17 +33,7 @@ def _plain(events: list[Event], partitions: list[str], times_us: list[int], inge
 
 
 def _event(seq: int, **kw: object) -> Event:
-    return Event(
-        seq=seq,
-        idx=0,
-        kind=Kind.LIKE,
-        action=Action.CREATE,
-        direction=Direction.TO,
-        subject_did=A,
-        actor_did=X,
-        time="2026-07-04T14:38:07.517Z",
-        **kw,  # type: ignore[arg-type]
-    )
+    return replace(like(seq, time="2026-07-04T14:38:07.517Z"), **kw)  # type: ignore[arg-type]
 
 
 def _random_batch(rng: random.Random, count: int) -> list[Event]:
