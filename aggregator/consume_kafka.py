@@ -196,7 +196,7 @@ class KafkaSource:
         for name, offset in batch.next_offsets.items():
             if offset is None:
                 continue
-            tp = TopicPartition(*split_partition_name(name))
+            tp = _topic_partition(name)
             if tp not in assigned:
                 raise BatchRefusedError(f"partition {name} is no longer assigned to this aggregator")
             if tp not in self._stints:  # settled on assignment: where its stint starts is unknown
@@ -226,7 +226,7 @@ class KafkaSource:
             stored = self._positions()
             assigned = self._consumer.assignment()
             for name in batch.next_offsets:
-                tp = TopicPartition(*split_partition_name(name))
+                tp = _topic_partition(name)
                 if tp not in assigned:
                     continue
                 offset = stored.get(name)
@@ -275,7 +275,7 @@ class KafkaSource:
         assigned = self._consumer.assignment()
         offsets = {}
         for name, offset in next_offsets.items():
-            tp = TopicPartition(*split_partition_name(name))
+            tp = _topic_partition(name)
             if offset is not None and tp in assigned:
                 offsets[tp] = offset
         if not offsets:
@@ -320,7 +320,7 @@ class KafkaSource:
         assigned one to where this member resumes it."""
         topic = self._settings.topic
         stored = {
-            TopicPartition(*split_partition_name(name)): offset
+            _topic_partition(name): offset
             for name, offset in self._positions().items()
             if offset is not None and name.startswith(topic + "/")
         }
@@ -460,6 +460,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._on_assigned(assigned)
+
+
+def _topic_partition(name: str) -> TopicPartition:
+    """The partition a store position's name (`topic/N`) stands for."""
+    return TopicPartition(*split_partition_name(name))
 
 
 def key_partition(key: bytes, partitions: int) -> int:

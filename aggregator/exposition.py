@@ -55,6 +55,10 @@ _OWNER_ONLY: Final = frozenset({"followers"})
 Owns = Callable[[str], bool]  # did -> its events come to this aggregator now
 
 
+# per account_totals column of the families above: exported by the account's owner only
+_OWNER_ONLY_MASK: Final = tuple(c in _OWNER_ONLY for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES)
+
+
 class StoreCollector(Collector):
     """Reads the store through its own cursor (scrapes come from the HTTP thread)."""
 
@@ -137,14 +141,13 @@ class StoreCollector(Collector):
         ]
         lines: list[list[str]] = [[] for _ in heads]
         *value_lines, engagement, age = lines
-        owner_only = [c in _OWNER_ONLY for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES]
         now = time.time()
         go = _go
         owns = self._owns
         for did, handle, category, snapshot_at, *values in rows:
             labels = f'{{account="{_escape(handle)}",category="{_escape(category)}"}} '
             mine = owns is None or owns(did)
-            for family, value, owned in zip(value_lines, values, owner_only, strict=True):
+            for family, value, owned in zip(value_lines, values, _OWNER_ONLY_MASK, strict=True):
                 if value is not None and (mine or not owned):
                     family.append(labels + go(float(value)))
             engagement.append(labels + go(float(window.get(did) or 0)))
@@ -162,12 +165,11 @@ class StoreCollector(Collector):
         families += [_family(GaugeMetricFamily, name, doc) for _, name, doc in _GAUGE_FAMILIES]
         engagement = _family(GaugeMetricFamily, "engagement_1h", _ENGAGEMENT_DOC)
         age = _family(GaugeMetricFamily, "followers_snapshot_age_seconds", _AGE_DOC)
-        owner_only = [c in _OWNER_ONLY for c, _, _ in _COUNTER_FAMILIES + _GAUGE_FAMILIES]
         now = time.time()
         for did, handle, category, snapshot_at, *values in rows:
             labels = [handle, category]
             mine = self._owns is None or self._owns(did)
-            for family, value, owned in zip(families, values, owner_only, strict=True):
+            for family, value, owned in zip(families, values, _OWNER_ONLY_MASK, strict=True):
                 if value is not None and (mine or not owned):
                     family.add_metric(labels, float(value))
             engagement.add_metric(labels, float(window.get(did) or 0))
